@@ -1,0 +1,1 @@
+"""Discovery of sampled channels: power rails, memory, CPU frequency and thermal zones."""

@@ -1,0 +1,1 @@
+"""Test fixtures that are real parts: fake sysfs trees written by real processes."""

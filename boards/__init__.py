@@ -1,0 +1,1 @@
+"""Board definitions as data: one TOML file per board, read only by edgeprof.board_registry."""
