@@ -142,6 +142,7 @@ typedef struct ep_sampler_stats {
     double read_mean_ns;       /* time spent reading all channels, per sample */
     double read_max_ns;
     uint64_t lateness_hist[16];/* bucket k: lateness in [2^(k+9), 2^(k+10)) ns; 0: < 1 us */
+    double spin_margin_ns;     /* current sleep-then-spin margin (0: pure sleep) */
     int realtime;              /* 1 when SCHED_FIFO was granted */
     int running;
 } ep_sampler_stats;
@@ -154,8 +155,12 @@ void ep_sampler_free(ep_sampler *s);
 int ep_sampler_add(ep_sampler *s, int kind, const char *path_a, const char *path_b, double scale,
                    double wrap);
 size_t ep_sampler_ncols(const ep_sampler *s);
-/* Pin the thread to cpu (-1: no pin) and/or ask for SCHED_FIFO; set before start. */
-int ep_sampler_configure(ep_sampler *s, int cpu, int realtime);
+/* Before start: pin the thread to cpu (-1: no pin), ask for SCHED_FIFO, and choose how to wait
+ * for a deadline. spin_ns < 0: automatic (sleep to a margin before the deadline, then spin,
+ * with the margin learnt from observed wake-up latency; used at rates >= 2 kHz, where a timer
+ * wake-up that is a few tens of us late would otherwise miss the next deadline); 0: always
+ * sleep; > 0: a fixed spin margin in ns. */
+int ep_sampler_configure(ep_sampler *s, int cpu, int realtime, int64_t spin_ns);
 int ep_sampler_start(ep_sampler *s);
 int ep_sampler_stop(ep_sampler *s);
 /* Take one sample now on the calling thread, bypassing the ring (for live readings). */

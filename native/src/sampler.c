@@ -41,7 +41,7 @@ typedef struct channel {
 
 typedef struct thread_stats {
     uint64_t samples, missed, overflows, read_errors;
-    double late_sum, late_sumsq, late_max, read_sum, read_max;
+    double late_sum, late_sumsq, late_max, read_sum, read_max, margin;
     uint64_t hist[16];
 } thread_stats;
 
@@ -57,6 +57,7 @@ struct ep_sampler {
     atomic_int running;
     int started;
     int cpu, want_rt;
+    int64_t spin_cfg;
     atomic_int realtime;
     double *scratch; /* one record, for the thread */
     pthread_mutex_t stats_lock;
@@ -78,6 +79,7 @@ ep_sampler *ep_sampler_new(double rate_hz, size_t ring_capacity) {
     s->period_ns = (int64_t)llround(1e9 / rate_hz);
     s->ring_capacity = ring_capacity;
     s->cpu = -1;
+    s->spin_cfg = -1;
     s->page_size = sysconf(_SC_PAGESIZE);
     pthread_mutex_init(&s->stats_lock, NULL);
     for (size_t i = 0; i < EP_MAX_CHANNELS; i++) s->ch[i].fd_a = s->ch[i].fd_b = -1;
@@ -131,10 +133,11 @@ int ep_sampler_add(ep_sampler *s, int kind, const char *path_a, const char *path
 
 size_t ep_sampler_ncols(const ep_sampler *s) { return s->n; }
 
-int ep_sampler_configure(ep_sampler *s, int cpu, int realtime) {
+int ep_sampler_configure(ep_sampler *s, int cpu, int realtime, int64_t spin_ns) {
     if (s->started) return -EBUSY;
     s->cpu = cpu;
     s->want_rt = realtime;
+    s->spin_cfg = spin_ns;
     return 0;
 }
 
@@ -252,11 +255,37 @@ static void *sampler_main(void *arg) {
             atomic_store(&s->realtime, 1);
     }
     const int64_t period = s->period_ns;
+    /* Sleep-then-spin: the margin tracks an upper estimate of the timer's wake-up latency. */
+    int adaptive = s->spin_cfg < 0 && period <= 500000;
+    double margin = s->spin_cfg > 0 ? (double)s->spin_cfg : 0.0;
+    double wake_ewma = 0.0, wake_dev = 0.0;
+    const double margin_cap = (double)period / 2.0;
     int64_t deadline = mono_ns() + period;
     while (!atomic_load_explicit(&s->stop, memory_order_acquire)) {
-        struct timespec ts = {(time_t)(deadline / 1000000000LL), (long)(deadline % 1000000000LL)};
+        int64_t target = deadline - (int64_t)margin;
+        struct timespec ts = {(time_t)(target / 1000000000LL), (long)(target % 1000000000LL)};
         while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
         }
+        if (margin > 0) {
+            int64_t w = mono_ns();
+            if (adaptive) {
+                double lat = (double)(w - target);
+                wake_ewma += (lat - wake_ewma) / 32.0;
+                wake_dev += (fabs(lat - wake_ewma) - wake_dev) / 32.0;
+            }
+            while (w < deadline) w = mono_ns();
+        } else if (adaptive) {
+            int64_t w = mono_ns();
+            double lat = (double)(w - target);
+            wake_ewma += (lat - wake_ewma) / 32.0;
+            wake_dev += (fabs(lat - wake_ewma) - wake_dev) / 32.0;
+        }
+        if (adaptive) {
+            margin = wake_ewma + 4.0 * wake_dev;
+            if (margin > margin_cap) margin = margin_cap;
+            if (margin < 0) margin = 0;
+        }
+        st.margin = margin;
         int64_t woke = mono_ns();
         uint64_t tick = ep_tick();
         double late = (double)(woke - deadline);
@@ -340,6 +369,7 @@ void ep_sampler_stats_get(const ep_sampler *s, ep_sampler_stats *out) {
         out->lateness_std_ns = var > 0 ? sqrt(var) : 0.0;
         out->read_mean_ns = st.read_sum / n;
     }
+    out->spin_margin_ns = st.margin;
     out->lateness_max_ns = st.late_max;
     out->read_max_ns = st.read_max;
     memcpy(out->lateness_hist, st.hist, sizeof st.hist);
