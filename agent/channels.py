@@ -8,11 +8,11 @@ spec so every number says what it measures and in what unit.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class ReadKind(str, Enum):
+class ReadKind(StrEnum):
     """How the C core turns file contents into a value (mirrors ``enum ep_chan_kind``)."""
 
     VALUE = "value"  # one file: value * scale

@@ -78,7 +78,9 @@ def render(report: dict[str, Any]) -> str:
     out.head("Board")
     if not _error(out, board):
         name = board["name"] or "unknown"
-        out.kv("board", f"{board['board_id'] or '-'} ({name})", bad=board["confidence"] != "matched")
+        out.kv(
+            "board", f"{board['board_id'] or '-'} ({name})", bad=board["confidence"] != "matched"
+        )
         out.kv("confidence", board["confidence"])
         if board.get("l4t_release"):
             out.kv("L4T", board["l4t_release"])
@@ -152,5 +154,7 @@ def render(report: dict[str, Any]) -> str:
         else:
             for d in usb:
                 ident = f"{d['vid']:04x}:{d['pid']:04x}"
-                out.kv(f"usb {d['bus']}:{d['address']}", f"{ident}  board: {d.get('board_id') or '-'}")
+                out.kv(
+                    f"usb {d['bus']}:{d['address']}", f"{ident}  board: {d.get('board_id') or '-'}"
+                )
     return "\n".join(out.lines)

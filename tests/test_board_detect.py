@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from edgeprof.board_detect import (
     UNAVAILABLE_DEVICE_ID,
     detect_board,

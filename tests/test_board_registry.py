@@ -6,6 +6,7 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+
 from edgeprof.board_registry import (
     SCHEMA_VERSION,
     Arch,

@@ -6,6 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 import usb.core
+from serial.tools.list_ports_common import ListPortInfo
+
 from edgeprof.board_registry import Board, load_boards, parse_board
 from edgeprof.bridge.ports import (
     SerialPortInfo,
@@ -15,7 +17,6 @@ from edgeprof.bridge.ports import (
     match_usb_boards,
     serial_port_info,
 )
-from serial.tools.list_ports_common import ListPortInfo
 
 
 def cp2102_board(board_id: str) -> Board:

@@ -53,7 +53,8 @@ def test_misuse_is_counted_not_recorded() -> None:
     assert r.unmatched == 2
     assert r.count == 1
     r.reset()
-    assert r.count == 0 and r.unmatched == 0
+    assert r.count == 0
+    assert r.unmatched == 0
 
 
 def test_counters_are_real_or_explained() -> None:
@@ -61,7 +62,8 @@ def test_counters_are_real_or_explained() -> None:
     ok, reason = native.counters_probe()
     assert r.has_counters == ok
     if not ok:
-        assert r.counters_reason and reason
+        assert r.counters_reason
+        assert reason
         assert "cycles" not in r.arrays()
         return
     r.begin()

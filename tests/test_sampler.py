@@ -37,7 +37,9 @@ from edgeprof.testing.fake_sysfs import (
 MAX_LAG_NS = 5_000_000
 
 
-def _follows(wave: dict[str, object], t_ns: np.ndarray, values: np.ndarray, t0: int, tol: float) -> float:
+def _follows(
+    wave: dict[str, object], t_ns: np.ndarray, values: np.ndarray, t0: int, tol: float
+) -> float:
     """The fraction of samples equal (within tol) to the waveform somewhere in [t - lag, t]."""
     ok = 0
     for t, v in zip(t_ns.tolist(), values.tolist(), strict=True):
@@ -73,9 +75,7 @@ def test_samples_follow_steps_and_sine(tmp_path: Path) -> None:
         frac = _follows(wave, t_ns, trace.values[:, i] * watts_to_raw, t0, tol=2.0)
         assert frac >= 0.98, f"{spec.name}: only {frac:.1%} of samples match the waveform"
     # Every level of the step waveform was seen: the samples are live, not a stale value.
-    step_col = next(
-        i for i, s in enumerate(trace.specs) if s.paths[0].startswith(str(hw0))
-    )
+    step_col = next(i for i, s in enumerate(trace.specs) if s.paths[0].startswith(str(hw0)))
     seen = set(np.round(trace.values[:, step_col], 3).tolist())
     assert {1.0, 2.0, 3.0} <= seen
     assert trace.stats.samples == len(trace)
@@ -87,11 +87,11 @@ def test_rapl_counter_unwraps(tmp_path: Path) -> None:
     wrap = 1_000_000  # uJ: wraps twice a second at 2 W
     (zone,) = make_rapl(roots.sysfs, {"intel-rapl:0": "package-0"}, max_energy_range_uj=wrap)
     (spec,) = [c for c in discover_power(roots) if c.kind is ReadKind.COUNTER]
-    assert spec.wrap == wrap and spec.unit == "J"
+    assert spec.wrap == wrap
+    assert spec.unit == "J"
     ramp = {"kind": "ramp", "start": 900_000, "rate_per_s": 2_000_000, "wrap": wrap}
-    with WaveformWriter({zone / "energy_uj": ramp}):
-        with Sampler([spec], rate_hz=500.0) as sampler:
-            time.sleep(1.2)
+    with WaveformWriter({zone / "energy_uj": ramp}), Sampler([spec], rate_hz=500.0) as sampler:
+        time.sleep(1.2)
     trace = sampler.trace
     assert trace is not None
     energy = trace.values[:, 0]
@@ -168,7 +168,8 @@ def test_ring_overflow_is_counted_not_blocking(tmp_path: Path) -> None:
     stats = sampler.stats()
     assert stats.overflows > 0
     ticks, values = sampler.drain()
-    assert len(ticks) == 16 and values.shape == (16, 1)
+    assert len(ticks) == 16
+    assert values.shape == (16, 1)
 
 
 def test_rates_up_to_10khz_are_sustained() -> None:
