@@ -21,6 +21,7 @@ from edgeprof.channels import ChannelSpec, ReadKind
 from edgeprof.errors import InputError, NativeError
 
 try:
+    from edgeprof import _marks
     from edgeprof._native import ffi, lib
 except ImportError as exc:  # pragma: no cover - only on a broken install
     raise ImportError(
@@ -261,8 +262,18 @@ class Regions:
         return out
 
 
-mark_begin: Callable[[], None] = lib.ep_mark_begin
-mark_end: Callable[[], None] = lib.ep_mark_end
+def _fn_address(name: str) -> int:
+    return int(ffi.cast("uintptr_t", ffi.addressof(lib, name)))
+
+
+# The zero-argument marks on the active buffer. They are the C functions ep_mark_begin and
+# ep_mark_end called through edgeprof._marks, which keeps the GIL: cffi's wrapper would release
+# and retake it on every call, costing more than the mark itself (bench/bench_clock.py).
+_marks.bind(_fn_address("ep_mark_begin"), _fn_address("ep_mark_end"))
+mark_begin: Callable[[], None] = _marks.begin
+mark_end: Callable[[], None] = _marks.end
+cffi_mark_begin: Callable[[], None] = lib.ep_mark_begin
+cffi_mark_end: Callable[[], None] = lib.ep_mark_end
 region_begin: Callable[[Any], int] = lib.ep_region_begin
 region_end: Callable[[Any], int] = lib.ep_region_end
 
