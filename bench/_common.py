@@ -36,7 +36,9 @@ def machine() -> dict[str, Any]:
     }
 
 
-def abab(variants: Sequence[tuple[str, Callable[[], float]]], rounds: int) -> dict[str, list[float]]:
+def abab(
+    variants: Sequence[tuple[str, Callable[[], float]]], rounds: int
+) -> dict[str, list[float]]:
     """Run each variant once per round, in alternating order, so drift hits all alike."""
     out: dict[str, list[float]] = {name: [] for name, _ in variants}
     for r in range(rounds):

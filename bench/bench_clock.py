@@ -3,8 +3,9 @@
 Goals (issue 2): <= 25 ns per tick read in C; a region mark through cffi no slower than one
 perf_counter_ns() call. The mark is timed both as edgeprof calls it (edgeprof.native.mark_begin:
 the C function in the cffi module, reached through the edgeprof._marks builtin) and through
-cffi's own generated wrapper (GIL release + errno save per call), to show why. All Python-side loops are the same shape (two calls per iteration,
-functions bound to locals), so the loop overhead cancels in the ratio; an empty loop of the
+cffi's own generated wrapper (GIL release + errno save per call), to show why. All Python-side
+loops are the same shape (two calls per iteration, functions bound to locals), so the loop
+overhead cancels in the ratio; an empty loop of the
 same shape is timed too and subtracted for the absolute figures.
 
     .venv/bin/python bench/bench_clock.py [--n 1000000] [--rounds 10]
