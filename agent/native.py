@@ -21,7 +21,7 @@ from edgeprof.channels import ChannelSpec, ReadKind
 from edgeprof.errors import InputError, NativeError
 
 try:
-    from edgeprof import _marks
+    import edgeprof._marks as _marks
     from edgeprof._native import ffi, lib
 except ImportError as exc:  # pragma: no cover - only on a broken install
     raise ImportError(
