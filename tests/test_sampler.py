@@ -184,3 +184,23 @@ def test_rates_up_to_10khz_are_sustained() -> None:
     assert stats.samples == len(trace)
     assert 2_500 < stats.samples + stats.missed <= 5_100
     assert stats.overflows == 0
+
+
+def test_first_tick_in_a_fresh_process_is_calibrated() -> None:
+    # Regression: a sampler started before anything asked for the clock took its ticks from an
+    # uncalibrated source, and every timestamp was off by minutes. Run it in a fresh process.
+    code = (
+        "import os, time\n"
+        "from edgeprof.sampler import Sampler\n"
+        "from edgeprof.roots import SystemRoots\n"
+        "from edgeprof.sources.system import rss_channel\n"
+        "from edgeprof import native\n"
+        "with Sampler([rss_channel(SystemRoots(), os.getpid())], 100.0) as s:\n"
+        "    time.sleep(0.1)\n"
+        "print(int(s.trace.times_ns()[-1]), native.monoraw_ns())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    last_sample, now = map(int, out.stdout.split())
+    assert 0 <= now - last_sample < 200_000_000

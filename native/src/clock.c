@@ -21,7 +21,9 @@
 #include <x86intrin.h>
 #endif
 
-static int g_source = EP_CLOCK_MONORAW;
+/* EP_CLOCK_AUTO until calibrated: the first tick read calibrates, so no tick is ever taken
+ * from a source other than the one its conversion factor belongs to. */
+static atomic_int g_source = EP_CLOCK_AUTO;
 static ep_clock_info g_info;
 static atomic_int g_ready = 0;
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -72,18 +74,29 @@ static inline uint64_t tick_of(int source) {
     }
 }
 
-uint64_t ep_tick(void) { return tick_of(g_source); }
+static int current_source(void) {
+    int src = atomic_load_explicit(&g_source, memory_order_relaxed);
+    if (__builtin_expect(src == EP_CLOCK_AUTO, 0)) {
+        ep_clock_info unused;
+        if (ep_clock_get(&unused) < 0) return EP_CLOCK_MONORAW;
+        src = atomic_load_explicit(&g_source, memory_order_relaxed);
+    }
+    return src;
+}
+
+uint64_t ep_tick(void) { return tick_of(current_source()); }
 
 uint64_t ep_tick_end(void) {
+    int src = current_source();
 #if defined(__x86_64__)
-    if (g_source == EP_CLOCK_TSC) {
+    if (src == EP_CLOCK_TSC) {
         unsigned int aux;
         uint64_t t = __rdtscp(&aux);
         _mm_lfence();
         return t;
     }
 #endif
-    return tick_of(g_source);
+    return tick_of(src);
 }
 
 /* One (tick, ns) pair: the ns reading bracketed by two ticks; the narrowest of several tries. */
@@ -120,7 +133,7 @@ static double measure_cost(int source, uint64_t n) {
     return n ? (double)(t1 - t0) / (double)n : 0.0;
 }
 
-double ep_clock_measure_read_cost(uint64_t n) { return measure_cost(g_source, n); }
+double ep_clock_measure_read_cost(uint64_t n) { return measure_cost(current_source(), n); }
 
 /* Smallest non-zero difference between consecutive reads, in ticks. */
 static double measure_resolution(int source) {
@@ -182,7 +195,7 @@ int ep_clock_init(int source, uint32_t calib_ms, ep_clock_info *out) {
 
     pthread_mutex_lock(&g_lock);
     g_info = info;
-    g_source = src;
+    atomic_store(&g_source, src);
     atomic_store_explicit(&g_ready, 1, memory_order_release);
     pthread_mutex_unlock(&g_lock);
     if (out) *out = info;
