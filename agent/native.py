@@ -338,6 +338,7 @@ class NativeSampler:
         self._ptr = ffi.gc(ptr, lib.ep_sampler_free)
         self.rate_hz = float(rate_hz)
         self.specs: list[ChannelSpec] = []
+        self._drain_buf: tuple[U64, F64, Any, Any] | None = None
 
     @property
     def ncols(self) -> int:
@@ -386,17 +387,24 @@ class NativeSampler:
         return int(tick_out[0]), values[: self.ncols]
 
     def drain(self, max_records: int = 65536) -> tuple[U64, F64]:
-        """Take up to max_records from the ring: ticks (n,) and values (n, ncols)."""
+        """Take up to max_records from the ring: ticks (n,) and values (n, ncols), as copies.
+
+        The native side copies into buffers allocated once and reused, so a drain costs a
+        memcpy of what is there, not an allocation the size of the ring.
+        """
         ncols = self.ncols
-        ticks = np.empty(max_records, dtype=np.uint64)
-        values = np.empty((max_records, max(ncols, 1)), dtype=np.float64)
-        n = lib.ep_sampler_drain(
-            self._ptr,
-            ffi.from_buffer("uint64_t[]", ticks, require_writable=True),
-            ffi.from_buffer("double[]", values, require_writable=True),
-            max_records,
-        )
-        return ticks[:n], values[:n, :ncols]
+        if self._drain_buf is None or self._drain_buf[0].shape[0] < max_records:
+            ticks = np.empty(max_records, dtype=np.uint64)
+            values = np.empty((max_records, max(ncols, 1)), dtype=np.float64)
+            self._drain_buf = (
+                ticks,
+                values,
+                ffi.from_buffer("uint64_t[]", ticks, require_writable=True),
+                ffi.from_buffer("double[]", values, require_writable=True),
+            )
+        ticks, values, c_ticks, c_values = self._drain_buf
+        n = lib.ep_sampler_drain(self._ptr, c_ticks, c_values, min(max_records, len(ticks)))
+        return ticks[:n].copy(), values[:n, :ncols].copy()
 
     def stats(self) -> SamplerStats:
         """The thread's own statistics (published every few samples and at stop)."""
