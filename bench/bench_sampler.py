@@ -167,10 +167,10 @@ def run_scenario(
             line.append(f"{name}: {achieved:8.0f}/s missed {missed:7.3%}")
         print("  ".join(line), flush=True)
     summary: dict[str, Any] = {}
-    for rate, per in results.items():
+    for rate_key, per in results.items():
         nat = statistics.median(x["rate_hz"] for x in per["native"])
         py = statistics.median(x["rate_hz"] for x in per["python"])
-        summary[rate] = {
+        summary[rate_key] = {
             "native_rate_hz": nat,
             "native_missed_ratio_median": statistics.median(
                 x["missed_ratio"] for x in per["native"]
