@@ -181,6 +181,24 @@ def parse_int64(data: bytes) -> int:
     return int(out[0])
 
 
+def parse_statm_resident(data: bytes) -> int:
+    """Resident pages from a /proc/<pid>/statm line (the C sampler's parser)."""
+    out = ffi.new("int64_t *")
+    rc = lib.ep_parse_statm_resident(data, len(data), out)
+    if rc < 0:
+        raise InputError(f"not a statm line: {data[:60]!r} ({_errmsg(rc)})")
+    return int(out[0])
+
+
+def parse_smaps_pss_kb(data: bytes) -> int:
+    """The Pss: value in kB from /proc/<pid>/smaps_rollup (the C sampler's parser)."""
+    out = ffi.new("int64_t *")
+    rc = lib.ep_parse_smaps_pss_kb(data, len(data), out)
+    if rc < 0:
+        raise InputError(f"no Pss line in smaps_rollup data ({_errmsg(rc)})")
+    return int(out[0])
+
+
 class Regions:
     """A preallocated native buffer of begin/end marks.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -49,3 +50,39 @@ def test_numbers_with_whitespace(value: int, lead: bytes, trail: bytes) -> None:
 def test_number_like_text(text: str) -> None:
     data = text.encode()
     assert parse(data) == reference(data)
+
+
+def parse_or_none(fn: Callable[[bytes], int], data: bytes) -> int | None:
+    try:
+        return fn(data)
+    except InputError:
+        return None
+
+
+@given(st.binary(max_size=200))
+def test_statm_and_smaps_parsers_never_misread_garbage(data: bytes) -> None:
+    # Whatever the bytes, the parsers return a value only when the structure is there.
+    v = parse_or_none(native.parse_statm_resident, data)
+    if v is not None:
+        fields = data.split(b" ")
+        assert fields[0].isdigit()
+        assert int(fields[1].split(b"\n")[0]) == v
+    pss = parse_or_none(native.parse_smaps_pss_kb, data)
+    if pss is not None:
+        assert b"\nPss:" in data
+        assert pss >= 0
+
+
+@given(
+    st.lists(st.integers(min_value=0, max_value=2**40), min_size=7, max_size=7),
+    st.integers(min_value=0, max_value=2**40),
+    st.integers(min_value=0, max_value=2**40),
+)
+def test_statm_and_smaps_well_formed(fields: list[int], pss: int, rss: int) -> None:
+    statm = " ".join(map(str, fields)).encode() + b"\n"
+    assert native.parse_statm_resident(statm) == fields[1]
+    rollup = (
+        b"00400000-7ffd1000 ---p 00000000 00:00 0 [rollup]\n"
+        + f"Rss:        {rss} kB\nPss:        {pss} kB\nPss_Anon:   1 kB\n".encode()
+    )
+    assert native.parse_smaps_pss_kb(rollup) == pss
