@@ -50,5 +50,10 @@ ensure_venv() {
     fi
     "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
     log "installing edgeprof${extras:+[$extras]} (builds the C core)"
-    "$VENV/bin/python" -m pip install -q -e "$EDGEPROF_ROOT${extras:+[$extras]}"
+    local pip_log="$VENV/pip-install.log"
+    if ! "$VENV/bin/python" -m pip install -e "$EDGEPROF_ROOT${extras:+[$extras]}" >"$pip_log" 2>&1; then
+        tail -40 "$pip_log" >&2
+        log "pip install failed; the full log is $pip_log"
+        return 1
+    fi
 }
