@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -145,13 +148,50 @@ def test_unreadable_files_never_crash(roots: SystemRoots, tmp_path: Path) -> Non
     assert "not a regular file" in found.evidence["unreadable"]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
-def test_permission_denied_never_crashes(roots: SystemRoots) -> None:
-    model = dt_model(roots, b"Raspberry Pi 5 Model B Rev 1.0\0")
-    model.chmod(0)
-    found = detect_board(roots, machine="aarch64")
-    assert found.confidence == "fallback"
-    assert "permission denied" in found.evidence["unreadable"]
+def _in_unprivileged_child(fn: Callable[[], str]) -> str:
+    """Run fn in a forked child that dropped to uid/gid 65534 (root reads any file whatever
+    its mode, so permission errors only show without root); return what fn returned."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: never return into pytest
+        code = 1
+        try:
+            os.close(r)
+            if os.geteuid() == 0:
+                os.setgroups([])
+                os.setgid(65534)
+                os.setuid(65534)
+            os.write(w, fn().encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        out = f.read().decode()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    return out
+
+
+def test_permission_denied_never_crashes() -> None:
+    base = Path(tempfile.mkdtemp(prefix="edgeprof-perm-"))
+    try:
+        base.chmod(0o755)  # traversable by the unprivileged child
+        roots = SystemRoots(sysfs=base / "sys", procfs=base / "proc", etc=base / "etc")
+        for d in (roots.sysfs, roots.procfs, roots.etc):
+            d.mkdir()
+        model = dt_model(roots, b"Raspberry Pi 5 Model B Rev 1.0\0")
+        model.chmod(0)
+
+        def detect() -> str:
+            found = detect_board(roots, machine="aarch64")
+            return f"{found.confidence}|{found.evidence.get('unreadable', '')}"
+
+        confidence, unreadable = _in_unprivileged_child(detect).split("|", 1)
+        assert confidence == "fallback"
+        assert "permission denied" in unreadable
+    finally:
+        shutil.rmtree(base)
 
 
 def custom(board_id: str, detect: str) -> Board:
