@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from privileges import in_unprivileged_child, world_traversable_dir
 
 from edgeprof.board_detect import (
     UNAVAILABLE_DEVICE_ID,
@@ -148,35 +146,8 @@ def test_unreadable_files_never_crash(roots: SystemRoots, tmp_path: Path) -> Non
     assert "not a regular file" in found.evidence["unreadable"]
 
 
-def _in_unprivileged_child(fn: Callable[[], str]) -> str:
-    """Run fn in a forked child that dropped to uid/gid 65534 (root reads any file whatever
-    its mode, so permission errors only show without root); return what fn returned."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: never return into pytest
-        code = 1
-        try:
-            os.close(r)
-            if os.geteuid() == 0:
-                os.setgroups([])
-                os.setgid(65534)
-                os.setuid(65534)
-            os.write(w, fn().encode())
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(w)
-    with os.fdopen(r, "rb") as f:
-        out = f.read().decode()
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    return out
-
-
 def test_permission_denied_never_crashes() -> None:
-    base = Path(tempfile.mkdtemp(prefix="edgeprof-perm-"))
-    try:
-        base.chmod(0o755)  # traversable by the unprivileged child
+    with world_traversable_dir() as base:
         roots = SystemRoots(sysfs=base / "sys", procfs=base / "proc", etc=base / "etc")
         for d in (roots.sysfs, roots.procfs, roots.etc):
             d.mkdir()
@@ -187,11 +158,9 @@ def test_permission_denied_never_crashes() -> None:
             found = detect_board(roots, machine="aarch64")
             return f"{found.confidence}|{found.evidence.get('unreadable', '')}"
 
-        confidence, unreadable = _in_unprivileged_child(detect).split("|", 1)
-        assert confidence == "fallback"
-        assert "permission denied" in unreadable
-    finally:
-        shutil.rmtree(base)
+        confidence, unreadable = in_unprivileged_child(detect).split("|", 1)
+    assert confidence == "fallback"
+    assert "permission denied" in unreadable
 
 
 def custom(board_id: str, detect: str) -> Board:

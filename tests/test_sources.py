@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
+from privileges import in_unprivileged_child, world_traversable_dir
 
 from edgeprof.channels import ChannelSpec, ReadKind
 from edgeprof.errors import InputError, UnavailableError
@@ -17,7 +19,6 @@ from edgeprof.sources.power import (
     RaplSource,
     discover_power,
     discover_power_with_notes,
-    discovery_notes,
     read_sysfs_int,
 )
 from edgeprof.testing import fake_sysfs as fs
@@ -246,16 +247,19 @@ def test_rapl_missing_or_bad_max_energy_range_skips_only_that_zone(roots: System
     assert any("intel-rapl:1" in n and "max_energy_range_uj is 0" in n for n in notes)
 
 
-def test_rapl_unreadable_energy_is_a_note(
-    roots: SystemRoots, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Since Linux 5.10 energy_uj is root-only; tests run as root, so pretend."""
-    fs.make_rapl(roots.sysfs, {"intel-rapl:0": "package-0", "intel-rapl:1": "psys"})
-    real = power._is_readable
-    monkeypatch.setattr(power, "_is_readable", lambda p: "intel-rapl:1" not in p and real(p))
-    channels = discover_power(roots)
-    assert [c.name for c in channels] == ["rapl.package-0.energy"]
-    notes = discovery_notes(roots)
+def test_rapl_unreadable_energy_is_a_note() -> None:
+    """Since Linux 5.10 energy_uj is root-only: discovery without root skips it, with a note."""
+    with world_traversable_dir() as base:
+        roots = fs.fake_roots(base)
+        zones = fs.make_rapl(roots.sysfs, {"intel-rapl:0": "package-0", "intel-rapl:1": "psys"})
+        (zones[1] / "energy_uj").chmod(0o400)
+
+        def discover() -> str:
+            channels, notes = discover_power_with_notes(roots)
+            return json.dumps([[c.name for c in channels], notes])
+
+        names, notes = json.loads(in_unprivileged_child(discover))
+    assert names == ["rapl.package-0.energy"]
     assert any("intel-rapl:1" in n and "not readable" in n for n in notes)
 
 

@@ -19,6 +19,7 @@ from typing import Protocol
 from edgeprof.channels import ChannelSpec, ReadKind
 from edgeprof.errors import InputError
 from edgeprof.roots import SystemRoots
+from edgeprof.sources.sysfs_read import probe_int, read_sysfs_int, read_sysfs_text
 
 __all__ = [
     "POWER_SOURCES",
@@ -36,51 +37,12 @@ __all__ = [
     "unique_stem",
 ]
 
-_MAX_READ = 4096
-_INT_RE = re.compile(r"[+-]?[0-9]+", re.ASCII)
 _UNSAFE_RE = re.compile(r"[^a-z0-9_-]+")
 _TRAILING_NUM_RE = re.compile(r"(\d+)$")
 
 # ina3221 (mainline hwmon): in1..3 are bus voltages and curr1..3 their currents; in4..6 are the
 # shunt voltages, in7/curr4 the sums. Only 1..3 are rails, so the sums never pair with a shunt.
 _INA3221_RAIL_INDICES = frozenset({1, 2, 3})
-
-
-# ---------------------------------------------------------------------------------------------
-# Validated sysfs reads (shared with edgeprof.sources.system)
-# ---------------------------------------------------------------------------------------------
-
-
-def read_sysfs_text(path: str | os.PathLike[str]) -> str:
-    """The stripped text of a small sysfs file; any read or decoding failure is an InputError.
-
-    Sysfs attributes are short ASCII; anything else means the tree is not what it claims.
-    """
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(_MAX_READ)
-    except OSError as e:
-        raise InputError(f"{os.fspath(path)}: cannot read ({e.strerror or e})") from e
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise InputError(f"{os.fspath(path)}: not text") from e
-    text = text.strip()
-    if not text.isprintable():
-        raise InputError(f"{os.fspath(path)}: unprintable characters in {text!r}")
-    return text
-
-
-def read_sysfs_int(path: str | os.PathLike[str]) -> int:
-    """A decimal integer from a sysfs file; garbage raises InputError naming the file.
-
-    Stricter than ``int()`` (no underscores, no non-ASCII digits) so that what passes here is
-    exactly what the C parser accepts.
-    """
-    text = read_sysfs_text(path)
-    if not _INT_RE.fullmatch(text):
-        raise InputError(f"{os.fspath(path)}: expected an integer, got {text!r}")
-    return int(text)
 
 
 def safe_component(text: str) -> str:
@@ -106,24 +68,6 @@ def unique_stem(stem: str, used: set[str]) -> str:
 def is_not_connected(label: str) -> bool:
     """Board designers label unpopulated monitor inputs "NC"; those read noise, not a rail."""
     return label.strip().upper() == "NC"
-
-
-def _is_readable(path: str) -> bool:
-    """A separate function so tests running as root can pretend a file is root-only."""
-    return os.access(path, os.R_OK)
-
-
-def _probe_int(path: str, notes: list[str], what: str) -> bool:
-    """True when ``path`` is readable and holds an integer now; otherwise notes why not."""
-    if not _is_readable(path):
-        notes.append(f"{what}: skipped, {path} is not readable (root only?)")
-        return False
-    try:
-        read_sysfs_int(path)
-    except InputError as e:
-        notes.append(f"{what}: skipped, {e}")
-        return False
-    return True
 
 
 def _numeric_suffix(path: Path) -> int:
@@ -257,12 +201,12 @@ class HwmonSource:
         curr = str(attrs / f"curr{i}_input")
         has_volt = os.path.exists(volt) and "shunt" not in label.lower()
         has_curr = os.path.exists(curr)
-        volt_ok = has_volt and _probe_int(volt, notes, f"{what} voltage")
-        curr_ok = has_curr and _probe_int(curr, notes, f"{what} current")
+        volt_ok = has_volt and probe_int(volt, notes, f"{what} voltage")
+        curr_ok = has_curr and probe_int(curr, notes, f"{what} current")
 
         out: list[ChannelSpec] = []
         power = self._power_file(attrs, i)
-        if power is not None and _probe_int(power, notes, f"{what} power"):
+        if power is not None and probe_int(power, notes, f"{what} power"):
             out.append(mk.make("power", "W", ReadKind.VALUE, (power,), 1e-6))
         elif volt_ok and curr_ok:
             out.append(mk.make("power", "W", ReadKind.PRODUCT, (volt, curr), 1e-6))
@@ -360,7 +304,7 @@ class IioIna3221Source:
             ("current", "A", f"in_current{i}_input"),
         ):
             path = str(dev / fname)
-            if os.path.exists(path) and _probe_int(path, notes, f"{what} {quantity}"):
+            if os.path.exists(path) and probe_int(path, notes, f"{what} {quantity}"):
                 out.append(
                     ChannelSpec(
                         name=f"{stem}.{quantity}",
@@ -416,7 +360,7 @@ class RaplSource:
         if wrap <= 0:
             notes.append(f"{what}: skipped, max_energy_range_uj is {wrap}")
             return None
-        if not _probe_int(energy, notes, what):
+        if not probe_int(energy, notes, what):
             return None
         control = zone.name.split(":", 1)[0]
         prefix = "rapl" if control == "intel-rapl" else safe_component(control)

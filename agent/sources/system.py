@@ -14,12 +14,8 @@ from pathlib import Path
 from edgeprof.channels import ChannelSpec, ReadKind
 from edgeprof.errors import InputError, UnavailableError
 from edgeprof.roots import SystemRoots
-from edgeprof.sources.power import (
-    read_sysfs_int,
-    read_sysfs_text,
-    safe_component,
-    unique_stem,
-)
+from edgeprof.sources.power import safe_component, unique_stem
+from edgeprof.sources.sysfs_read import probe_int, read_sysfs_int, read_sysfs_text
 
 __all__ = [
     "cpufreq_channels",
@@ -63,23 +59,13 @@ def _cpufreq_dirs(roots: SystemRoots) -> list[tuple[int, Path]]:
     return [(n, p / "cpufreq") for n, p in cpus if (p / "cpufreq").is_dir()]
 
 
-def _probe(path: Path, notes: list[str], what: str) -> bool:
-    """True when ``path`` holds an integer now; otherwise notes why it is skipped."""
-    try:
-        read_sysfs_int(path)
-    except InputError as e:
-        notes.append(f"{what}: skipped, {e}")
-        return False
-    return True
-
-
 def cpufreq_channels(roots: SystemRoots, notes: list[str] | None = None) -> list[ChannelSpec]:
     """``cpu<N>.freq`` in Hz from ``scaling_cur_freq`` (kHz), numerically by N."""
     notes = notes if notes is not None else []
     out: list[ChannelSpec] = []
     for n, freq_dir in _cpufreq_dirs(roots):
         path = freq_dir / "scaling_cur_freq"
-        if not path.exists() or not _probe(path, notes, f"cpu{n} frequency"):
+        if not path.exists() or not probe_int(str(path), notes, f"cpu{n} frequency"):
             continue
         out.append(
             ChannelSpec(
@@ -111,7 +97,7 @@ def thermal_channels(roots: SystemRoots, notes: list[str] | None = None) -> list
             notes.append(f"{what}: skipped, {e}")
             continue
         path = zone / "temp"
-        if not _probe(path, notes, f"{what} ({ztype})"):
+        if not probe_int(str(path), notes, f"{what} ({ztype})"):
             continue  # e.g. iwlwifi answers ENODATA while the interface is down
         out.append(
             ChannelSpec(
