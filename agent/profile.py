@@ -1,0 +1,254 @@
+"""``edgeprof run`` as a function: model in, report out.
+
+The tier between the click command and the engine (esptool's cmds.py): it picks the runner,
+prepares inputs, runs the session, evaluates quality against a float twin and/or labelled data,
+and assembles the report. It prints nothing; the CLI renders what it returns.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeprof import __version__
+from edgeprof.board_detect import detect_board, stable_device_id
+from edgeprof.errors import InputError
+from edgeprof.inputs import TensorInfo, load_inputs, random_inputs
+from edgeprof.quality import (
+    accuracy,
+    compression_ratio,
+    dequantize,
+    mean_abs_error,
+    snr_db,
+    top1_agreement,
+)
+from edgeprof.report import encode, uuid7
+from edgeprof.roots import SystemRoots
+from edgeprof.runners import ModelFile, Runner, RunnerOptions, make_runner
+from edgeprof.session import Progress, RunPlan, SessionResult, run_session
+from edgeprof.store import save_report
+
+RANDOM_EXAMPLES = 32  # distinct random inputs cycled through during the run
+QUALITY_MAX_EXAMPLES = 1000
+
+
+@dataclass
+class ProfileRequest:
+    """Everything the user asked for."""
+
+    model: Path
+    runner: str = "tflite"
+    options: RunnerOptions = field(default_factory=RunnerOptions)
+    plan: RunPlan = field(default_factory=RunPlan)
+    inputs: Path | None = None
+    data: Path | None = None
+    reference: Path | None = None
+    seed: int = 0
+    tags: dict[str, str] = field(default_factory=dict)
+    store: Path | None = None
+    save: bool = True
+    counters: bool = True
+
+
+@dataclass
+class ProfileOutcome:
+    """What came of it: the report (as a dict), where it was saved, and the raw session."""
+
+    report: dict[str, Any]
+    path: Path | None
+    session: SessionResult
+
+
+class _Examples:
+    """Builds the inputs once the runner knows its tensors, and keeps labels for quality."""
+
+    def __init__(self, req: ProfileRequest) -> None:
+        self.req = req
+        self.labels: np.ndarray | None = None
+        self.examples: list[dict[str, np.ndarray]] = []
+        self.source = "random"
+
+    def __call__(self, runner: Runner) -> list[dict[str, np.ndarray]]:
+        infos = runner.inputs
+        path = self.req.inputs or self.req.data
+        if path is not None:
+            self.examples, self.labels = load_inputs(path, infos)
+            self.source = str(path)
+        else:
+            self.examples = random_inputs(infos, RANDOM_EXAMPLES, seed=self.req.seed)
+            self.source = f"random (seed {self.req.seed})"
+        return self.examples
+
+
+def _outputs_of(runner: Runner, examples: list[dict[str, np.ndarray]]) -> np.ndarray:
+    """The first output of each example, dequantized to float."""
+    info = runner.outputs[0]
+    rows = []
+    for ex in examples:
+        runner.set_inputs(ex)
+        runner.invoke()
+        rows.append(runner.get_outputs()[0].reshape(-1))
+    out = np.stack(rows)
+    if info.quantized:
+        return dequantize(out, info.scale, info.zero_point)
+    return out.astype(np.float64)
+
+
+def _as_reference_inputs(
+    ex: dict[str, np.ndarray], quant: list[TensorInfo], ref: list[TensorInfo]
+) -> dict[str, np.ndarray]:
+    """The same example for the float twin: inputs matched by position, dequantized."""
+    out = {}
+    for qi, ri in zip(quant, ref, strict=True):
+        x = ex[qi.name]
+        if qi.quantized and not ri.quantized:
+            x = dequantize(x, qi.scale, qi.zero_point)
+        out[ri.name] = np.asarray(x).astype(ri.dtype).reshape(ri.shape)
+    return out
+
+
+def evaluate_quality(
+    runner: Runner, req: ProfileRequest, examples: list[dict[str, np.ndarray]],
+    labels: np.ndarray | None,
+) -> dict[str, Any] | None:
+    """The quantization_test stage: agreement with the float twin, accuracy, compression."""
+    if req.reference is None and labels is None:
+        return None
+    n = min(len(examples), QUALITY_MAX_EXAMPLES)
+    subset = examples[:n]
+    result: dict[str, Any] = {"examples": n}
+    q_out = _outputs_of(runner, subset)
+    if labels is not None:
+        result["accuracy"] = accuracy(q_out, labels[:n])
+    if req.reference is not None:
+        ref_model = ModelFile.load(req.reference)
+        ref_opts = RunnerOptions(runtime=req.options.runtime, default_delegates=False,
+                                 probe_arena=False)
+        ref = make_runner(req.runner, ref_model, ref_opts)
+        ref.prepare()
+        if len(ref.inputs) != len(runner.inputs):
+            raise InputError(
+                f"reference {ref_model.path} has {len(ref.inputs)} inputs, the model "
+                f"{len(runner.inputs)}"
+            )
+        ref_ex = [_as_reference_inputs(ex, runner.inputs, ref.inputs) for ex in subset]
+        f_out = _outputs_of(ref, ref_ex)
+        ref.close()
+        if f_out.shape != q_out.shape:
+            raise InputError(
+                f"reference output shape {f_out.shape[1:]} differs from the model's "
+                f"{q_out.shape[1:]}"
+            )
+        result.update(
+            reference={"path": str(ref_model.path), "sha256": ref_model.sha256,
+                       "size_bytes": ref_model.size_bytes},
+            top1_agreement=top1_agreement(f_out, q_out),
+            mean_abs_error=mean_abs_error(f_out, q_out),
+            snr_db=snr_db(f_out, q_out),
+            compression_ratio=compression_ratio(ref_model.size_bytes, runner.model.size_bytes),
+        )
+        if labels is not None:
+            ref_acc = accuracy(f_out, labels[:n])
+            result["reference_accuracy"] = ref_acc
+            result["accuracy_retention"] = result["accuracy"] / ref_acc if ref_acc else None
+    return result
+
+
+def _device(roots: SystemRoots) -> dict[str, Any]:
+    board = detect_board(roots)
+    uname = platform.uname()
+    return {
+        "board_id": board.board_id,
+        "board_confidence": board.confidence,
+        "device_id": stable_device_id(roots),
+        "os": uname.system,
+        "kernel": uname.release,
+        "machine": uname.machine,
+        "cpu_count": os.cpu_count(),
+        "python": sys.version.split()[0],
+    }
+
+
+def _tensor_list(infos: list[TensorInfo]) -> list[dict[str, Any]]:
+    return [
+        {"name": t.name, "shape": list(t.shape), "dtype": str(t.dtype), "scale": t.scale,
+         "zero_point": t.zero_point}
+        for t in infos
+    ]
+
+
+def profile(
+    req: ProfileRequest, roots: SystemRoots | None = None, progress: Progress | None = None
+) -> ProfileOutcome:
+    """Run the whole job and return the report."""
+    roots = roots or SystemRoots.from_env()
+    model = ModelFile.load(req.model)
+    for extra in (req.inputs, req.data, req.reference):
+        if extra is not None and not extra.exists():
+            raise InputError(f"{extra}: no such file")
+    runner = make_runner(req.runner, model, req.options)
+    examples = _Examples(req)
+    started_ns = time.time_ns()
+    try:
+        session = run_session(runner, examples, req.plan, roots, counters=req.counters,
+                              progress=progress)
+        quality = evaluate_quality(runner, req, examples.examples, examples.labels)
+        runner_info = runner.describe()
+        inputs, outputs = runner.inputs, runner.outputs
+    finally:
+        runner.close()
+    per_inference: dict[str, Any] = {
+        "begin_ns": session.begin_ns,
+        "latency_s": session.latency_s,
+        "peak_rss_bytes": session.peak_rss_bytes,
+    }
+    for name, arr in session.energy_j.items():
+        per_inference[f"energy_j.{name}"] = arr
+    if session.cycles is not None:
+        per_inference["cycles"] = session.cycles
+        per_inference["instructions"] = session.instructions
+    traces: dict[str, Any] = {}
+    for key, trace in (("fast", session.traces.fast), ("slow", session.traces.slow)):
+        if trace is None:
+            continue
+        traces[key] = {
+            "rate_hz": trace.rate_hz,
+            "channels": [s.describe() for s in trace.specs],
+            "t_ns": trace.times_ns(session.clock),
+            "values": trace.values,
+        }
+    summary = dict(session.summary)
+    summary["count"] = session.count
+    summary["init_time_s"] = session.init["time_s"]
+    summary["model_size_bytes"] = model.size_bytes
+    report_id = uuid7()
+    report: dict[str, Any] = {
+        "report_id": report_id,
+        "created_ns": started_ns,
+        "agent": {"name": "edgeprof", "version": __version__},
+        "device": _device(roots),
+        "model": {**model.describe(), "inputs": _tensor_list(inputs),
+                  "outputs": _tensor_list(outputs)},
+        "runner": runner_info,
+        "run": {**req.plan.describe(), "input_source": examples.source, "seed": req.seed},
+        "clock": session.clock.describe(),
+        "counters": {"available": session.cycles is not None,
+                     "reason": session.counters_reason or None},
+        "init": session.init,
+        "environment": session.environment,
+        "summary": summary,
+        "quality": quality,
+        "per_inference": per_inference,
+        "traces": traces,
+        "warnings": session.warnings,
+        "tags": dict(req.tags),
+    }
+    path = save_report(encode(report), report_id, req.store) if req.save else None
+    return ProfileOutcome(report=report, path=path, session=session)

@@ -1,0 +1,161 @@
+"""The run report as a versioned msgpack map, with arrays as typed binary blobs.
+
+This is the pre-v1 format (``schema_version`` 0.x) that ``edgeprof run`` writes until the
+report-format issue specifies v1: the shape is already the one v1 keeps — a map with the schema
+version, a time-sortable report id, the agent, device, model, runner, run configuration,
+environment, summary (units in the key names), per-inference arrays and raw traces — and arrays
+are never lists of floats: each is ``{"__array__": 1, "dtype": "<f8", "shape": [n], "data": bytes}``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+import uuid
+from typing import Any
+
+import msgpack
+import numpy as np
+
+from edgeprof.errors import InputError
+
+SCHEMA = "edgeprof.report"
+SCHEMA_VERSION = (0, 1)
+ARRAY_MARK = "__array__"
+_ALLOWED_DTYPES = {"<f8", "<f4", "<i8", "<u8", "<i4", "<u4", "<i2", "<u2", "|i1", "|u1", "|b1"}
+
+
+def uuid7() -> str:
+    """A UUIDv7: 48 bits of Unix milliseconds then randomness, so ids sort by creation time."""
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(secrets.token_bytes(10), "big")
+    value = (ms & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76  # version
+    value |= ((rand >> 68) & 0xFFF) << 64  # rand_a
+    value |= 0b10 << 62  # variant
+    value |= rand & ((1 << 62) - 1)  # rand_b
+    return str(uuid.UUID(int=value))
+
+
+def pack_array(a: np.ndarray) -> dict[str, Any]:
+    """A numpy array as a typed binary map (little-endian, C order)."""
+    arr = np.ascontiguousarray(a)
+    if arr.dtype.byteorder == ">":
+        arr = arr.astype(arr.dtype.newbyteorder("<"))
+    dtype = arr.dtype.str
+    if dtype not in _ALLOWED_DTYPES:
+        raise InputError(f"cannot store an array of dtype {arr.dtype} in a report")
+    return {ARRAY_MARK: 1, "dtype": dtype, "shape": list(arr.shape), "data": arr.tobytes()}
+
+
+def unpack_array(m: dict[str, Any]) -> np.ndarray:
+    """The inverse of pack_array, checking that dtype, shape and byte count agree."""
+    dtype = m.get("dtype")
+    shape = m.get("shape")
+    data = m.get("data")
+    if dtype not in _ALLOWED_DTYPES or not isinstance(shape, list) or not isinstance(data, bytes):
+        raise InputError(f"malformed array in report (dtype={dtype!r})")
+    if not all(isinstance(s, int) and s >= 0 for s in shape):
+        raise InputError(f"malformed array shape {shape!r} in report")
+    dt = np.dtype(dtype)
+    if int(np.prod(shape, dtype=np.int64)) * dt.itemsize != len(data):
+        raise InputError(f"array of shape {shape} and dtype {dtype} has {len(data)} bytes")
+    return np.frombuffer(data, dtype=dt).reshape(shape)
+
+
+def _to_msgpack(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        return pack_array(obj)
+    if isinstance(obj, dict):
+        return {str(k): _to_msgpack(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_to_msgpack(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return obj  # msgpack carries NaN/inf as floats
+    if obj is None or isinstance(obj, (str, int, float, bool, bytes)):
+        return obj
+    raise InputError(f"cannot store a {type(obj).__name__} in a report")
+
+
+def _from_msgpack(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        if obj.get(ARRAY_MARK) == 1:
+            return unpack_array(obj)
+        return {k: _from_msgpack(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_from_msgpack(v) for v in obj]
+    return obj
+
+
+def encode(report: dict[str, Any]) -> bytes:
+    """The report as msgpack bytes."""
+    body = {"schema": SCHEMA, "schema_version": list(SCHEMA_VERSION), **report}
+    return bytes(msgpack.packb(_to_msgpack(body), use_bin_type=True))
+
+
+def decode(data: bytes, origin: str = "report") -> dict[str, Any]:
+    """Parse and check the envelope; arrays come back as numpy arrays."""
+    try:
+        obj = msgpack.unpackb(data, raw=False, strict_map_key=True, max_bin_len=len(data))
+    except (ValueError, msgpack.UnpackException, TypeError) as exc:
+        raise InputError(f"{origin}: not a msgpack report ({exc})") from None
+    if not isinstance(obj, dict) or obj.get("schema") != SCHEMA:
+        raise InputError(f"{origin}: not an edgeprof report")
+    version = obj.get("schema_version")
+    if not isinstance(version, list) or not version or version[0] != SCHEMA_VERSION[0]:
+        raise InputError(f"{origin}: unsupported report schema version {version!r}")
+    result: dict[str, Any] = _from_msgpack(obj)
+    return result
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    """temp file, fsync, rename, fsync the directory: the file is whole or absent."""
+    target = os.fspath(path)
+    directory = os.path.dirname(target) or "."
+    tmp = os.path.join(directory, f".{os.path.basename(target)}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        os.unlink(tmp)
+        raise
+    os.close(fd)
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def summary_json(report: dict[str, Any], path: os.PathLike[str] | str | None) -> dict[str, Any]:
+    """The report without its arrays, JSON-ready (NaN and inf become None): for ``--json``."""
+
+    def clean(obj: Any) -> Any:
+        if isinstance(obj, dict):
+            return {k: clean(v) for k, v in obj.items()}
+        if isinstance(obj, (list, tuple)):
+            return [clean(v) for v in obj]
+        if isinstance(obj, np.generic):
+            obj = obj.item()
+        if isinstance(obj, float) and not np.isfinite(obj):
+            return None
+        return obj
+
+    body = {k: v for k, v in report.items() if k not in ("per_inference", "traces")}
+    body["report_path"] = os.fspath(path) if path is not None else None
+    body["per_inference_arrays"] = sorted(report.get("per_inference", {}))
+    result: dict[str, Any] = clean(body)
+    return result

@@ -1,0 +1,105 @@
+"""The runner interface: prepare a model, run one inference on a given input, describe itself.
+
+A session times ``invoke`` alone inside a native region; inputs are set before and outputs read
+after, outside the region, as TFLite's benchmark_model does. Runners for TFLite/LiteRT, TFLite
+Micro and (later) MCUs over serial implement the same small interface, so the session, the
+report and the gate never know which one ran.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from edgeprof.errors import InputError
+from edgeprof.inputs import TensorInfo
+
+TFLITE_IDENTIFIER = b"TFL3"
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """A model file that was checked to be present, non-empty and a TFLite flatbuffer."""
+
+    path: Path
+    size_bytes: int
+    sha256: str
+    data: bytes
+
+    @classmethod
+    def load(cls, path: str | Path) -> ModelFile:
+        """Read and check a .tflite file; every failure is an InputError naming the file."""
+        p = Path(path)
+        try:
+            data = p.read_bytes()
+        except FileNotFoundError:
+            raise InputError(f"{p}: no such model file") from None
+        except IsADirectoryError:
+            raise InputError(f"{p}: is a directory, not a model file") from None
+        except OSError as exc:
+            raise InputError(f"{p}: cannot read ({exc.strerror or exc})") from None
+        if not data:
+            raise InputError(f"{p}: empty file")
+        if len(data) < 8 or data[4:8] != TFLITE_IDENTIFIER:
+            raise InputError(f"{p}: not a TFLite model (no 'TFL3' flatbuffer identifier)")
+        root = int.from_bytes(data[0:4], "little")
+        if root >= len(data):
+            raise InputError(f"{p}: truncated TFLite file ({len(data)} bytes)")
+        return cls(p, len(data), hashlib.sha256(data).hexdigest(), data)
+
+    def describe(self) -> dict[str, Any]:
+        """Name, size and hash, for the report."""
+        return {
+            "name": self.path.stem,
+            "path": str(self.path),
+            "size_bytes": self.size_bytes,
+            "sha256": self.sha256,
+            "format": "tflite",
+        }
+
+
+class Runner(ABC):
+    """One way of running inference. Subclasses register themselves in edgeprof.runners."""
+
+    name: ClassVar[str]
+
+    def __init__(self, model: ModelFile) -> None:
+        self.model = model
+
+    @abstractmethod
+    def prepare(self) -> None:
+        """Load and allocate everything an inference needs (timed and measured by the session)."""
+
+    @property
+    @abstractmethod
+    def inputs(self) -> list[TensorInfo]:
+        """The model's input tensors (after prepare)."""
+
+    @property
+    @abstractmethod
+    def outputs(self) -> list[TensorInfo]:
+        """The model's output tensors (after prepare)."""
+
+    @abstractmethod
+    def set_inputs(self, values: dict[str, np.ndarray]) -> None:
+        """Copy one example into the input tensors (outside the timed region)."""
+
+    @abstractmethod
+    def invoke(self) -> None:
+        """Run one inference: the only thing inside the timed region."""
+
+    @abstractmethod
+    def get_outputs(self) -> list[np.ndarray]:
+        """Copies of the output tensors of the last inference."""
+
+    @abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """Runtime, version and options, for the report."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook; most runners have nothing to free
+        """Release the runtime."""

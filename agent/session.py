@@ -1,0 +1,350 @@
+"""One profiling run: load, warm up, measure, and turn ticks and samples into per-inference numbers.
+
+The sequence is TFLite benchmark_model's: a timed load-and-allocate, a warm-up (a count and/or
+seconds), then measured inferences until both a minimum count and a minimum time are reached,
+bounded by a maximum time. Each measured ``invoke`` sits inside a native region; the monitor's
+native threads sample memory and power throughout. Per inference: latency from the region's
+ticks, energy of each power rail integrated over the region, peak RSS inside it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from edgeprof import native
+from edgeprof.channels import ChannelSpec, ReadKind
+from edgeprof.energy import energy_from_counter, energy_in_regions, peak_in_regions
+from edgeprof.envinfo import cpu_snapshot, load_average, other_load
+from edgeprof.errors import InputError
+from edgeprof.monitor import Monitor, MonitorTraces
+from edgeprof.native import ClockInfo
+from edgeprof.roots import SystemRoots
+from edgeprof.runners.base import Runner
+from edgeprof.sampler import Trace
+from edgeprof.sources.system import read_governors
+from edgeprof.stats import summarize
+
+Progress = Callable[[str, int, int], None]  # phase, done, total (0 when open-ended)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """How many inferences, for how long: benchmark_model's semantics."""
+
+    warmup_count: int = 10
+    warmup_seconds: float = 0.0
+    min_count: int = 100
+    min_seconds: float = 1.0
+    max_seconds: float = 60.0
+    max_count: int = 1_000_000
+    delay_s: float = 0.0
+    rate_hz: float = 1000.0
+    slow_rate_hz: float = 10.0
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.warmup_count >= 0, "--warmup must be >= 0"),
+            (self.warmup_seconds >= 0, "--warmup-seconds must be >= 0"),
+            (self.min_count >= 1, "--count must be >= 1"),
+            (self.min_seconds >= 0, "--min-seconds must be >= 0"),
+            (self.max_seconds > 0, "--max-seconds must be > 0"),
+            (self.max_count >= self.min_count, "the maximum count is below --count"),
+            (self.delay_s >= 0, "--delay-ms must be >= 0"),
+            (0 < self.rate_hz <= 100_000, "--rate-hz must be in (0, 100000]"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise InputError(message)
+
+    def describe(self) -> dict[str, Any]:
+        """For the report's run configuration."""
+        return {
+            "warmup_count": self.warmup_count,
+            "warmup_s": self.warmup_seconds,
+            "min_count": self.min_count,
+            "min_s": self.min_seconds,
+            "max_s": self.max_seconds,
+            "max_count": self.max_count,
+            "delay_s": self.delay_s,
+            "sampler_rate_hz": self.rate_hz,
+            "slow_sampler_rate_hz": self.slow_rate_hz,
+        }
+
+
+@dataclass
+class SessionResult:
+    """Everything a run measured, before it becomes a report."""
+
+    clock: ClockInfo
+    init: dict[str, Any]
+    begin_ns: np.ndarray
+    end_ns: np.ndarray
+    latency_s: np.ndarray
+    cycles: np.ndarray | None
+    instructions: np.ndarray | None
+    energy_j: dict[str, np.ndarray]
+    peak_rss_bytes: np.ndarray
+    traces: MonitorTraces
+    summary: dict[str, Any]
+    environment: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+    counters_reason: str = ""
+
+    @property
+    def count(self) -> int:
+        """Measured inferences."""
+        return int(self.latency_s.shape[0])
+
+
+def _column(trace: Trace, spec: ChannelSpec) -> np.ndarray:
+    return trace.values[:, trace.names.index(spec.name)]
+
+
+def _rail_energy(
+    trace: Trace, t_ns: np.ndarray, begin: np.ndarray, end: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Energy per inference for every power rail (W channels) and energy counter (J)."""
+    out: dict[str, np.ndarray] = {}
+    for spec in trace.specs:
+        if spec.quantity == "power":
+            out[spec.name] = energy_in_regions(t_ns, _column(trace, spec), begin, end)
+        elif spec.kind is ReadKind.COUNTER and spec.unit == "J":
+            out[spec.name] = energy_from_counter(t_ns, _column(trace, spec), begin, end)
+    return out
+
+
+def primary_rail(specs: Sequence[ChannelSpec]) -> str | None:
+    """The rail that stands for the whole device: a board input (VDD_IN), RAPL psys or package."""
+    candidates = [s for s in specs if s.quantity == "power" or s.kind is ReadKind.COUNTER]
+    for test in (
+        lambda s: s.label.upper() in ("VDD_IN", "VIN", "IN"),
+        lambda s: "psys" in s.name,
+        lambda s: s.name.startswith("rapl.package-0.") or s.name == "rapl.package-0.energy",
+        lambda s: True,
+    ):
+        for s in candidates:
+            if test(s):
+                return s.name
+    return None
+
+
+def _pick_example(examples: Sequence[dict[str, np.ndarray]], i: int) -> dict[str, np.ndarray]:
+    return examples[i % len(examples)]
+
+
+def _warm_up(runner: Runner, examples: Sequence[dict[str, np.ndarray]], plan: RunPlan,
+             progress: Progress | None) -> int:
+    n = 0
+    start = time.perf_counter()
+    while n < plan.warmup_count or time.perf_counter() - start < plan.warmup_seconds:
+        runner.set_inputs(_pick_example(examples, n))
+        runner.invoke()
+        n += 1
+        if progress and n % 10 == 0:
+            progress("warm-up", n, plan.warmup_count)
+        if time.perf_counter() - start > plan.max_seconds:
+            break
+    return n
+
+
+def _measure(runner: Runner, examples: Sequence[dict[str, np.ndarray]], plan: RunPlan,
+             regions: native.Regions, progress: Progress | None) -> float:
+    """The measured loop. Returns its wall time in seconds."""
+    begin, end = native.mark_begin, native.mark_end
+    set_inputs, invoke = runner.set_inputs, runner.invoke
+    clock = time.perf_counter
+    delay = plan.delay_s
+    regions.activate()
+    start = clock()
+    n = 0
+    try:
+        while True:
+            set_inputs(_pick_example(examples, n))
+            begin()
+            invoke()
+            end()
+            n += 1
+            elapsed = clock() - start
+            if (n >= plan.min_count and elapsed >= plan.min_seconds) or n >= plan.max_count:
+                break
+            if elapsed >= plan.max_seconds:
+                break
+            if progress and n % 16 == 0:
+                progress("measure", n, plan.min_count)
+            if delay:
+                time.sleep(delay)
+    finally:
+        regions.deactivate()
+    return clock() - start
+
+
+def _freq_warnings(slow: Trace | None) -> list[str]:
+    out: list[str] = []
+    if slow is None or len(slow) == 0:
+        return out
+    for spec in slow.specs:
+        col = _column(slow, spec)
+        col = col[np.isfinite(col)]
+        if not len(col):
+            continue
+        if spec.quantity == "frequency" and col.max() > col.min():
+            out.append(
+                f"CPU frequency changed during the run ({spec.name}: "
+                f"{col.min() / 1e6:.0f}-{col.max() / 1e6:.0f} MHz): throttling or a "
+                "non-performance governor"
+            )
+        if spec.quantity == "temperature" and col.max() - col.min() >= 5.0:
+            out.append(
+                f"{spec.name} rose {col.max() - col.min():.1f} °C during the run "
+                f"(to {col.max():.1f} °C): thermal throttling may follow"
+            )
+    return out
+
+
+Examples = Sequence[dict[str, np.ndarray]]
+
+
+def run_session(
+    runner: Runner,
+    make_examples: Callable[[Runner], Examples],
+    plan: RunPlan,
+    roots: SystemRoots | None = None,
+    *,
+    counters: bool = True,
+    progress: Progress | None = None,
+) -> SessionResult:
+    """Profile ``runner`` following ``plan``, cycling through the examples that
+    ``make_examples`` gives once the model is loaded (its input tensors are known then)."""
+    roots = roots or SystemRoots.from_env()
+    clock = native.clock_info()
+    pid = os.getpid()
+    governors = read_governors(roots)
+    monitor = Monitor(roots, pid, rate_hz=plan.rate_hz, slow_rate_hz=plan.slow_rate_hz)
+    rss_spec = monitor.fast.specs[0]
+    _, rss_now = monitor.fast.read_now()
+    rss_before = float(rss_now[0])
+    regions = native.Regions(plan.max_count, counters=counters)
+    monitor.start()
+    try:
+        t_load0 = native.tick()
+        runner.prepare()
+        t_load1 = native.tick()
+        if progress:
+            progress("load", 1, 1)
+        examples = make_examples(runner)
+        if not examples:
+            raise InputError("no input examples to run")
+        warm = _warm_up(runner, examples, plan, progress)
+        cpu0 = cpu_snapshot(roots, pid)
+        wall = _measure(runner, examples, plan, regions, progress)
+        cpu1 = cpu_snapshot(roots, pid)
+    finally:
+        traces = monitor.stop()
+    marks = regions.arrays()
+    if regions.dropped:
+        raise InputError(f"{regions.dropped} inferences did not fit the region buffer")
+    begin_ns = clock.ticks_to_ns(marks["begin_tick"])
+    end_ns = clock.ticks_to_ns(marks["end_tick"])
+    latency = clock.ticks_to_seconds(marks["end_tick"] - marks["begin_tick"])
+    fast = traces.fast
+    t_ns = fast.times_ns(clock)
+    energy = _rail_energy(fast, t_ns, begin_ns, end_ns)
+    rss = _column(fast, rss_spec)
+    peak_rss = peak_in_regions(t_ns, rss, begin_ns, end_ns)
+    load_ns = clock.ticks_to_ns(np.array([t_load0, t_load1], dtype=np.uint64))
+    in_load = (t_ns >= load_ns[0]) & (t_ns <= load_ns[1])
+    after_load = t_ns >= load_ns[1]
+    init = {
+        "time_s": float(clock.ticks_to_seconds(t_load1 - t_load0)),
+        "rss_before_bytes": rss_before,
+        "rss_after_bytes": float(rss[after_load][0]) if after_load.any() else None,
+        "rss_peak_bytes": float(np.nanmax(rss[in_load])) if in_load.any() else None,
+        "warmup_inferences": warm,
+    }
+    lat = summarize(latency)
+    warnings = list(lat.warnings)
+    summary: dict[str, Any] = {
+        "latency": lat.describe(),
+        "inferences_per_s": len(latency) / wall if wall > 0 else None,
+        "measured_wall_s": wall,
+        "rss_peak_bytes": float(np.nanmax(rss)) if len(rss) else None,
+        "rss_steady_bytes": float(np.nanmedian(peak_rss)) if len(peak_rss) else None,
+    }
+    rails: dict[str, Any] = {}
+    window = (t_ns >= begin_ns[0]) & (t_ns <= end_ns[-1]) if len(begin_ns) else t_ns < 0
+    for name, per_inf in energy.items():
+        spec = next(s for s in fast.specs if s.name == name)
+        col = _column(fast, spec)[window]
+        tw = t_ns[window]
+        if spec.kind is ReadKind.COUNTER:
+            span = (tw[-1] - tw[0]) / 1e9 if len(tw) > 1 else 0.0
+            avg = float((col[-1] - col[0]) / span) if span > 0 else None
+            peak = None
+        else:
+            avg = float(np.nanmean(col)) if len(col) else None
+            peak = float(np.nanmax(col)) if len(col) else None
+        rails[name] = {
+            "label": spec.label,
+            "source": spec.source,
+            "power_mean_w": avg,
+            "power_peak_w": peak,
+            "energy_per_inference_j": float(np.nanmean(per_inf)) if len(per_inf) else None,
+        }
+    summary["rails"] = rails
+    summary["primary_rail"] = primary_rail(fast.specs)
+    if summary["primary_rail"]:
+        summary["energy_per_inference_j"] = rails[summary["primary_rail"]][
+            "energy_per_inference_j"
+        ]
+        summary["power_mean_w"] = rails[summary["primary_rail"]]["power_mean_w"]
+    gov = sorted(set(governors.values()))
+    if gov and gov != ["performance"]:
+        warnings.append(
+            f"CPU governor is {', '.join(gov)}, not performance: clocks may vary during the run"
+        )
+    warnings.extend(_freq_warnings(traces.slow))
+    others = other_load(cpu0, cpu1, wall)
+    if others is not None and others > 0.1:
+        warnings.append(
+            f"other processes used {others:.2f} CPU cores during the measurement: "
+            "results may be perturbed"
+        )
+    stats = fast.stats
+    if stats.missed_ratio > 0.001:
+        warnings.append(
+            f"the sampler missed {stats.missed_ratio:.2%} of its deadlines at {plan.rate_hz:g} Hz"
+        )
+    if not stats.realtime:
+        warnings.append("the sampler ran without real-time priority (no CAP_SYS_NICE)")
+    for name, (count, why) in {**fast.channel_errors}.items():
+        warnings.append(f"channel {name}: {count} reads failed ({why})")
+    env = {
+        "governors": governors,
+        "load_average": load_average(roots),
+        "other_load_cores": others,
+        "sampler": stats.describe(),
+        "slow_sampler": traces.slow.stats.describe() if traces.slow else None,
+        "channel_notes": traces.notes,
+    }
+    return SessionResult(
+        clock=clock,
+        init=init,
+        begin_ns=begin_ns,
+        end_ns=end_ns,
+        latency_s=latency,
+        cycles=marks.get("cycles"),
+        instructions=marks.get("instructions"),
+        energy_j=energy,
+        peak_rss_bytes=peak_rss,
+        traces=traces,
+        summary=summary,
+        environment=env,
+        warnings=warnings,
+        counters_reason=regions.counters_reason,
+    )
