@@ -122,51 +122,116 @@ class _Progress:
 
 @main.command()
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--runner", type=click.Choice(["tflite", "tflm"]), default="tflite",
-              show_default=True, help="TFLite/LiteRT interpreter, or TFLite Micro.")
-@click.option("--runtime", type=click.Choice(["auto", "litert", "tflite-runtime"]),
-              default="auto", show_default=True, help="Which TFLite runtime (tflite runner).")
+@click.option(
+    "--runner",
+    type=click.Choice(["tflite", "tflm"]),
+    default="tflite",
+    show_default=True,
+    help="TFLite/LiteRT interpreter, or TFLite Micro.",
+)
+@click.option(
+    "--runtime",
+    type=click.Choice(["auto", "litert", "tflite-runtime"]),
+    default="auto",
+    show_default=True,
+    help="Which TFLite runtime (tflite runner).",
+)
 @click.option("--threads", type=int, help="Interpreter threads (tflite runner).")
-@click.option("--no-default-delegates", is_flag=True,
-              help="Reference kernels, bit-exact (BUILTIN_WITHOUT_DEFAULT_DELEGATES).")
+@click.option(
+    "--no-default-delegates",
+    is_flag=True,
+    help="Reference kernels, bit-exact (BUILTIN_WITHOUT_DEFAULT_DELEGATES).",
+)
 @click.option("--delegate", help="External delegate library, e.g. libedgetpu.so.1.")
-@click.option("--delegate-option", multiple=True, metavar="KEY=VALUE",
-              help="An option for the external delegate (repeatable).")
+@click.option(
+    "--delegate-option",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="An option for the external delegate (repeatable).",
+)
 @click.option("--arena-size", type=int, help="TFLM tensor arena in bytes.")
 @click.option("--warmup", type=int, default=10, show_default=True, help="Warm-up inferences.")
 @click.option("--warmup-seconds", type=float, default=0.0, show_default=True)
-@click.option("--count", type=int, default=100, show_default=True,
-              help="Measured inferences, at least.")
-@click.option("--min-seconds", type=float, default=1.0, show_default=True,
-              help="Measure for at least this long.")
-@click.option("--max-seconds", type=float, default=60.0, show_default=True,
-              help="Never measure longer than this.")
+@click.option(
+    "--count", type=int, default=100, show_default=True, help="Measured inferences, at least."
+)
+@click.option(
+    "--min-seconds",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Measure for at least this long.",
+)
+@click.option(
+    "--max-seconds",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Never measure longer than this.",
+)
 @click.option("--delay-ms", type=float, default=0.0, help="Pause between inferences.")
-@click.option("--rate-hz", type=float, default=1000.0, show_default=True,
-              help="Native sampler rate (memory and power).")
-@click.option("--inputs", type=click.Path(dir_okay=False, path_type=Path),
-              help="Real inputs (.npy or .npz) instead of random data.")
-@click.option("--data", type=click.Path(dir_okay=False, path_type=Path),
-              help="Labelled data (.npz with inputs and labels): accuracy.")
-@click.option("--reference", type=click.Path(dir_okay=False, path_type=Path),
-              help="The float twin: agreement, SNR, compression ratio.")
+@click.option(
+    "--rate-hz",
+    type=float,
+    default=1000.0,
+    show_default=True,
+    help="Native sampler rate (memory and power).",
+)
+@click.option(
+    "--inputs",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Real inputs (.npy or .npz) instead of random data.",
+)
+@click.option(
+    "--data",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Labelled data (.npz with inputs and labels): accuracy.",
+)
+@click.option(
+    "--reference",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The float twin: agreement, SNR, compression ratio.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for random inputs.")
 @click.option("--tag", multiple=True, metavar="KEY=VALUE", help="Tag the report (repeatable).")
-@click.option("--store", type=click.Path(file_okay=False, path_type=Path),
-              help="Report directory (default: $EDGEPROF_STORE or the XDG data dir).")
+@click.option(
+    "--store",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Report directory (default: $EDGEPROF_STORE or the XDG data dir).",
+)
 @click.option("--no-report", is_flag=True, help="Do not write a report file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
-def run(ctx: click.Context, model: Path, runner: str, runtime: str, threads: int | None,
-        no_default_delegates: bool, delegate: str | None, delegate_option: tuple[str, ...],
-        arena_size: int | None, warmup: int, warmup_seconds: float, count: int,
-        min_seconds: float, max_seconds: float, delay_ms: float, rate_hz: float,
-        inputs: Path | None, data: Path | None, reference: Path | None, seed: int,
-        tag: tuple[str, ...], store: Path | None, no_report: bool, as_json: bool) -> None:
+def run(
+    ctx: click.Context,
+    model: Path,
+    runner: str,
+    runtime: str,
+    threads: int | None,
+    no_default_delegates: bool,
+    delegate: str | None,
+    delegate_option: tuple[str, ...],
+    arena_size: int | None,
+    warmup: int,
+    warmup_seconds: float,
+    count: int,
+    min_seconds: float,
+    max_seconds: float,
+    delay_ms: float,
+    rate_hz: float,
+    inputs: Path | None,
+    data: Path | None,
+    reference: Path | None,
+    seed: int,
+    tag: tuple[str, ...],
+    store: Path | None,
+    no_report: bool,
+    as_json: bool,
+) -> None:
     """Profile MODEL (.tflite) on this device: latency, memory, power, energy and quality."""
     from edgeprof.profile import ProfileRequest, profile
-    from edgeprof.runners import RunnerOptions
     from edgeprof.run_text import render
+    from edgeprof.runners import RunnerOptions
     from edgeprof.session import RunPlan
 
     req = ProfileRequest(

@@ -72,8 +72,10 @@ def other_load(before: CpuSnapshot, after: CpuSnapshot, wall_s: float) -> float 
         after.process_cpu_s,
     ):
         return None
-    assert before.machine_busy_s is not None and after.machine_busy_s is not None
-    assert before.process_cpu_s is not None and after.process_cpu_s is not None
+    assert before.machine_busy_s is not None
+    assert after.machine_busy_s is not None
+    assert before.process_cpu_s is not None
+    assert after.process_cpu_s is not None
     machine = after.machine_busy_s - before.machine_busy_s
     ours = after.process_cpu_s - before.process_cpu_s
     return max(0.0, machine - ours) / wall_s

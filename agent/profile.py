@@ -74,12 +74,13 @@ class _Examples:
         self.labels: np.ndarray | None = None
         self.examples: list[dict[str, np.ndarray]] = []
         self.source = "random"
+        self.notes: list[str] = []
 
     def __call__(self, runner: Runner) -> list[dict[str, np.ndarray]]:
         infos = runner.inputs
         path = self.req.inputs or self.req.data
         if path is not None:
-            self.examples, self.labels = load_inputs(path, infos)
+            self.examples, self.labels = load_inputs(path, infos, notes=self.notes)
             self.source = str(path)
         else:
             self.examples = random_inputs(infos, RANDOM_EXAMPLES, seed=self.req.seed)
@@ -115,7 +116,9 @@ def _as_reference_inputs(
 
 
 def evaluate_quality(
-    runner: Runner, req: ProfileRequest, examples: list[dict[str, np.ndarray]],
+    runner: Runner,
+    req: ProfileRequest,
+    examples: list[dict[str, np.ndarray]],
     labels: np.ndarray | None,
 ) -> dict[str, Any] | None:
     """The quantization_test stage: agreement with the float twin, accuracy, compression."""
@@ -129,8 +132,9 @@ def evaluate_quality(
         result["accuracy"] = accuracy(q_out, labels[:n])
     if req.reference is not None:
         ref_model = ModelFile.load(req.reference)
-        ref_opts = RunnerOptions(runtime=req.options.runtime, default_delegates=False,
-                                 probe_arena=False)
+        ref_opts = RunnerOptions(
+            runtime=req.options.runtime, default_delegates=False, probe_arena=False
+        )
         ref = make_runner(req.runner, ref_model, ref_opts)
         ref.prepare()
         if len(ref.inputs) != len(runner.inputs):
@@ -147,8 +151,11 @@ def evaluate_quality(
                 f"{q_out.shape[1:]}"
             )
         result.update(
-            reference={"path": str(ref_model.path), "sha256": ref_model.sha256,
-                       "size_bytes": ref_model.size_bytes},
+            reference={
+                "path": str(ref_model.path),
+                "sha256": ref_model.sha256,
+                "size_bytes": ref_model.size_bytes,
+            },
             top1_agreement=top1_agreement(f_out, q_out),
             mean_abs_error=mean_abs_error(f_out, q_out),
             snr_db=snr_db(f_out, q_out),
@@ -178,8 +185,13 @@ def _device(roots: SystemRoots) -> dict[str, Any]:
 
 def _tensor_list(infos: list[TensorInfo]) -> list[dict[str, Any]]:
     return [
-        {"name": t.name, "shape": list(t.shape), "dtype": str(t.dtype), "scale": t.scale,
-         "zero_point": t.zero_point}
+        {
+            "name": t.name,
+            "shape": list(t.shape),
+            "dtype": str(t.dtype),
+            "scale": t.scale,
+            "zero_point": t.zero_point,
+        }
         for t in infos
     ]
 
@@ -197,8 +209,9 @@ def profile(
     examples = _Examples(req)
     started_ns = time.time_ns()
     try:
-        session = run_session(runner, examples, req.plan, roots, counters=req.counters,
-                              progress=progress)
+        session = run_session(
+            runner, examples, req.plan, roots, counters=req.counters, progress=progress
+        )
         quality = evaluate_quality(runner, req, examples.examples, examples.labels)
         runner_info = runner.describe()
         inputs, outputs = runner.inputs, runner.outputs
@@ -234,13 +247,23 @@ def profile(
         "created_ns": started_ns,
         "agent": {"name": "edgeprof", "version": __version__},
         "device": _device(roots),
-        "model": {**model.describe(), "inputs": _tensor_list(inputs),
-                  "outputs": _tensor_list(outputs)},
+        "model": {
+            **model.describe(),
+            "inputs": _tensor_list(inputs),
+            "outputs": _tensor_list(outputs),
+        },
         "runner": runner_info,
-        "run": {**req.plan.describe(), "input_source": examples.source, "seed": req.seed},
+        "run": {
+            **req.plan.describe(),
+            "input_source": examples.source,
+            "input_notes": examples.notes,
+            "seed": req.seed,
+        },
         "clock": session.clock.describe(),
-        "counters": {"available": session.cycles is not None,
-                     "reason": session.counters_reason or None},
+        "counters": {
+            "available": session.cycles is not None,
+            "reason": session.counters_reason or None,
+        },
         "init": session.init,
         "environment": session.environment,
         "summary": summary,

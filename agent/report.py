@@ -4,7 +4,8 @@ This is the pre-v1 format (``schema_version`` 0.x) that ``edgeprof run`` writes 
 report-format issue specifies v1: the shape is already the one v1 keeps — a map with the schema
 version, a time-sortable report id, the agent, device, model, runner, run configuration,
 environment, summary (units in the key names), per-inference arrays and raw traces — and arrays
-are never lists of floats: each is ``{"__array__": 1, "dtype": "<f8", "shape": [n], "data": bytes}``.
+are never lists of floats: each is
+``{"__array__": 1, "dtype": "<f8", "shape": [n], "data": bytes}``.
 """
 
 from __future__ import annotations

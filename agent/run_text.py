@@ -8,7 +8,13 @@ import click
 
 
 def _ms(v: float | None) -> str:
-    return "-" if v is None else f"{v * 1e3:.3f} ms"
+    """A duration in the unit that keeps 3-4 significant digits readable."""
+    if v is None:
+        return "-"
+    for unit, factor in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if abs(v) >= factor:
+            return f"{v / factor:.4g} {unit}"
+    return f"{v * 1e9:.4g} ns"
 
 
 def _mib(v: float | None) -> str:
@@ -56,15 +62,20 @@ def render(report: dict[str, Any], path: str | None) -> str:
     )
     rows.append(("load", f"{_ms(s['init_time_s'])}"))
     rows.append(
-        ("latency", f"mean {_ms(lat['mean_s'])} ± {_ms(lat['std_s'])}, "
-         f"min {_ms(lat['min_s'])}, max {_ms(lat['max_s'])}")
+        (
+            "latency",
+            f"mean {_ms(lat['mean_s'])} ± {_ms(lat['std_s'])}, "
+            f"min {_ms(lat['min_s'])}, max {_ms(lat['max_s'])}",
+        )
     )
     for p in ("p50", "p90", "p95", "p99"):
         ci = lat.get(f"{p}_ci_s") or [None, None]
-        rows.append(("", f"{p} {_ms(lat[f'{p}_s'])}  [95 % CI {_ms(ci[0])} – {_ms(ci[1])}]"))
+        rows.append(("", f"{p} {_ms(lat[f'{p}_s'])}  [95 % CI {_ms(ci[0])} to {_ms(ci[1])}]"))
     rows.append(
-        ("memory", f"peak RSS {_mib(s.get('rss_peak_bytes'))}, "
-         f"steady {_mib(s.get('rss_steady_bytes'))}")
+        (
+            "memory",
+            f"peak RSS {_mib(s.get('rss_peak_bytes'))}, steady {_mib(s.get('rss_steady_bytes'))}",
+        )
     )
     rails = s.get("rails") or {}
     if not rails:
@@ -73,8 +84,11 @@ def render(report: dict[str, Any], path: str | None) -> str:
         label = r.get("label") or name
         marker = " *" if name == s.get("primary_rail") else ""
         rows.append(
-            (f"power {label}{marker}", f"mean {_watts(r['power_mean_w'])}, peak "
-             f"{_watts(r['power_peak_w'])}, per inference {_joules(r['energy_per_inference_j'])}")
+            (
+                f"power {label}{marker}",
+                f"mean {_watts(r['power_mean_w'])}, peak {_watts(r['power_peak_w'])}, "
+                f"per inference {_joules(r['energy_per_inference_j'])}",
+            )
         )
     q = report.get("quality")
     if q:
@@ -83,7 +97,7 @@ def render(report: dict[str, Any], path: str | None) -> str:
             parts.append(f"top-1 agreement {_pct(q['top1_agreement'])}")
             parts.append(f"SNR {q['snr_db']:.1f} dB")
             parts.append(f"MAE {q['mean_abs_error']:.4g}")
-            parts.append(f"compression {q['compression_ratio']:.2f}×")
+            parts.append(f"compression {q['compression_ratio']:.2f}x")
         if "accuracy" in q:
             acc = f"accuracy {_pct(q['accuracy'])}"
             if q.get("reference_accuracy") is not None:
@@ -96,6 +110,8 @@ def render(report: dict[str, Any], path: str | None) -> str:
     lines += [f"  {k:<{width}}  {v}" for k, v in rows]
     for w in report.get("warnings", []):
         lines.append(click.style(f"  ! {w}", fg="yellow"))
+    for note in report.get("run", {}).get("input_notes", []):
+        lines.append(click.style(f"  - {note}", dim=True))
     if path:
         lines.append(f"  report {path}")
     return "\n".join(lines)

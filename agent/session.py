@@ -138,8 +138,12 @@ def _pick_example(examples: Sequence[dict[str, np.ndarray]], i: int) -> dict[str
     return examples[i % len(examples)]
 
 
-def _warm_up(runner: Runner, examples: Sequence[dict[str, np.ndarray]], plan: RunPlan,
-             progress: Progress | None) -> int:
+def _warm_up(
+    runner: Runner,
+    examples: Sequence[dict[str, np.ndarray]],
+    plan: RunPlan,
+    progress: Progress | None,
+) -> int:
     n = 0
     start = time.perf_counter()
     while n < plan.warmup_count or time.perf_counter() - start < plan.warmup_seconds:
@@ -153,8 +157,13 @@ def _warm_up(runner: Runner, examples: Sequence[dict[str, np.ndarray]], plan: Ru
     return n
 
 
-def _measure(runner: Runner, examples: Sequence[dict[str, np.ndarray]], plan: RunPlan,
-             regions: native.Regions, progress: Progress | None) -> float:
+def _measure(
+    runner: Runner,
+    examples: Sequence[dict[str, np.ndarray]],
+    plan: RunPlan,
+    regions: native.Regions,
+    progress: Progress | None,
+) -> float:
     """The measured loop. Returns its wall time in seconds."""
     begin, end = native.mark_begin, native.mark_end
     set_inputs, invoke = runner.set_inputs, runner.invoke
@@ -277,31 +286,35 @@ def run_session(
         "rss_steady_bytes": float(np.nanmedian(peak_rss)) if len(peak_rss) else None,
     }
     rails: dict[str, Any] = {}
-    window = (t_ns >= begin_ns[0]) & (t_ns <= end_ns[-1]) if len(begin_ns) else t_ns < 0
+    # The measured phase as one region: mean power = its energy / its duration, with the power
+    # interpolated at its edges, so a phase shorter than a sample period still gets a value.
+    phase_b, phase_e = begin_ns[:1], end_ns[-1:]
+    phase_s = float((phase_e[0] - phase_b[0]) / 1e9) if len(phase_b) else 0.0
     for name, per_inf in energy.items():
         spec = next(s for s in fast.specs if s.name == name)
-        col = _column(fast, spec)[window]
-        tw = t_ns[window]
-        if spec.kind is ReadKind.COUNTER:
-            span = (tw[-1] - tw[0]) / 1e9 if len(tw) > 1 else 0.0
-            avg = float((col[-1] - col[0]) / span) if span > 0 else None
-            peak = None
-        else:
-            avg = float(np.nanmean(col)) if len(col) else None
-            peak = float(np.nanmax(col)) if len(col) else None
+        col = _column(fast, spec)
+        avg = peak = None
+        if phase_s > 0:
+            if spec.kind is ReadKind.COUNTER:
+                phase_j = energy_from_counter(t_ns, col, phase_b, phase_e)[0]
+            else:
+                phase_j = energy_in_regions(t_ns, col, phase_b, phase_e)[0]
+                peak_w = peak_in_regions(t_ns, col, phase_b, phase_e)[0]
+                peak = float(peak_w) if np.isfinite(peak_w) else None
+            avg = float(phase_j / phase_s) if np.isfinite(phase_j) else None
         rails[name] = {
             "label": spec.label,
             "source": spec.source,
             "power_mean_w": avg,
             "power_peak_w": peak,
-            "energy_per_inference_j": float(np.nanmean(per_inf)) if len(per_inf) else None,
+            "energy_per_inference_j": float(np.nanmean(per_inf))
+            if np.isfinite(per_inf).any()
+            else None,
         }
     summary["rails"] = rails
     summary["primary_rail"] = primary_rail(fast.specs)
     if summary["primary_rail"]:
-        summary["energy_per_inference_j"] = rails[summary["primary_rail"]][
-            "energy_per_inference_j"
-        ]
+        summary["energy_per_inference_j"] = rails[summary["primary_rail"]]["energy_per_inference_j"]
         summary["power_mean_w"] = rails[summary["primary_rail"]]["power_mean_w"]
     gov = sorted(set(governors.values()))
     if gov and gov != ["performance"]:

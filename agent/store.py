@@ -19,7 +19,9 @@ def default_store() -> Path:
     """Where reports go when nothing says otherwise."""
     if os.environ.get(ENV_STORE):
         return Path(os.environ[ENV_STORE])
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "share"
+    )
     return Path(base) / "edgeprof" / "reports"
 
 
@@ -31,5 +33,7 @@ def save_report(data: bytes, report_id: str, store: Path | None = None) -> Path:
         path = directory / f"{report_id}.msgpack"
         write_atomic(path, data)
     except OSError as exc:
-        raise InputError(f"cannot write the report into {directory}: {exc.strerror or exc}") from None
+        raise InputError(
+            f"cannot write the report into {directory}: {exc.strerror or exc}"
+        ) from None
     return path

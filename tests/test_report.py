@@ -24,7 +24,7 @@ from edgeprof.report import (
 
 
 def test_arrays_round_trip_with_dtype_and_shape() -> None:
-    arrays = {
+    arrays: dict[str, np.ndarray] = {
         "f8": np.linspace(0, 1, 7),
         "i8": np.arange(-3, 3, dtype=np.int64),
         "u8": np.array([2**64 - 1, 0], dtype=np.uint64),

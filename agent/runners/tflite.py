@@ -8,6 +8,7 @@ kernels; ``default_delegates=False`` selects BUILTIN_WITHOUT_DEFAULT_DELEGATES, 
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import importlib.metadata
 import re
@@ -99,6 +100,17 @@ class TfliteRunner(Runner):
         path = self.options.delegate
         if not path:
             return []
+        # Load it ourselves first: when LiteRT's load_delegate fails to open a library its
+        # Delegate.__del__ raises again and prints a traceback on stderr.
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError as exc:
+            raise InputError(f"delegate {path} failed to load: {exc}") from None
+        if not hasattr(lib, "tflite_plugin_create_delegate"):
+            raise InputError(
+                f"delegate {path} is not a TFLite external delegate "
+                "(no tflite_plugin_create_delegate symbol)"
+            )
         try:
             return [self._mod.load_delegate(path, dict(self.options.delegate_options))]
         except (OSError, ValueError, RuntimeError) as exc:
@@ -111,11 +123,11 @@ class TfliteRunner(Runner):
             kwargs["num_threads"] = self.options.threads
         resolver = getattr(self._mod, "OpResolverType", None)
         if resolver is not None and not self.options.default_delegates:
-            kwargs["experimental_op_resolver_type"] = (
-                resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-            )
+            kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         elif not self.options.default_delegates:
-            raise UnavailableError(f"{self.runtime} {self.version} cannot turn default delegates off")
+            raise UnavailableError(
+                f"{self.runtime} {self.version} cannot turn default delegates off"
+            )
         self._delegates = self._load_delegate()
         if self._delegates:
             kwargs["experimental_delegates"] = self._delegates
@@ -134,7 +146,7 @@ class TfliteRunner(Runner):
 
     @property
     def outputs(self) -> list[TensorInfo]:
-        return [TensorInfo.from_litert_detail(d) for d in self._out]
+        return [TensorInfo.from_litert_detail(d, role="output") for d in self._out]
 
     def set_inputs(self, values: dict[str, np.ndarray]) -> None:
         for d in self._in:

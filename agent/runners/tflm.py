@@ -97,7 +97,9 @@ def find_min_arena(data: bytes) -> int:
     hi = max(4096, len(data) * 2)
     while not arena_fits(data, hi):
         if hi >= MAX_ARENA:
-            raise InputError(f"TFLM could not run the model even with a {MAX_ARENA >> 20} MiB arena")
+            raise InputError(
+                f"TFLM could not run the model even with a {MAX_ARENA >> 20} MiB arena"
+            )
         hi *= 2
     lo = 0  # known to fail
     while hi - lo > ARENA_ALIGN:
@@ -169,7 +171,7 @@ class TflmRunner(Runner):
 
     @staticmethod
     def _details(get: Any) -> list[dict[str, Any]]:
-        out = []
+        out: list[dict[str, Any]] = []
         i = 0
         while True:
             try:
@@ -182,9 +184,7 @@ class TflmRunner(Runner):
             q = d.get("quantization_parameters", {})
             scales = q.get("scales", [])
             zps = q.get("zero_points", [])
-            d["quantization"] = (
-                (float(scales[0]), int(zps[0])) if len(scales) == 1 else (0.0, 0)
-            )
+            d["quantization"] = (float(scales[0]), int(zps[0])) if len(scales) == 1 else (0.0, 0)
             out.append(d)
             i += 1
 
@@ -202,7 +202,7 @@ class TflmRunner(Runner):
 
     @property
     def outputs(self) -> list[TensorInfo]:
-        return [TensorInfo.from_litert_detail(d) for d in self._out]
+        return [TensorInfo.from_litert_detail(d, role="output") for d in self._out]
 
     def set_inputs(self, values: dict[str, np.ndarray]) -> None:
         for d in self._in:
