@@ -61,6 +61,14 @@ def render(report: dict[str, Any], path: str | None) -> str:
         )
     )
     rows.append(("load", f"{_ms(s['init_time_s'])}"))
+    if runner.get("arena_min_bytes"):
+        need, said = runner["arena_min_bytes"], runner.get("arena_reported_bytes")
+        text = f"{need} B needed (bisection, one inference per probe)"
+        if said is not None:
+            text += f"; TFLM itself reports {said} B"
+            if said < need:
+                text += " — too small for this model"
+        rows.append(("arena", text))
     rows.append(
         (
             "latency",

@@ -239,6 +239,7 @@ def run_session(
     _, rss_now = monitor.fast.read_now()
     rss_before = float(rss_now[0])
     regions = native.Regions(plan.max_count, counters=counters)
+    runner.probe()
     monitor.start()
     try:
         t_load0 = native.tick()

@@ -182,3 +182,70 @@ def test_human_output_is_a_table(tmp_path: Path) -> None:
     assert "p95" in proc.stdout
     assert "report" in proc.stdout
     assert "\x1b[" not in proc.stdout
+
+
+def _edited_model(tmp: Path, edit: Any) -> Path:
+    """The float MLP with one change made through the TFLite schema's object API."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(MLP_FLOAT.read_bytes(), 0))
+    edit(schema, model)
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    path = tmp / "edited.tflite"
+    path.write_bytes(bytes(builder.Output()))
+    return path
+
+
+def test_unsupported_op_is_named(tmp_path: Path) -> None:
+    def custom_op(schema: Any, model: Any) -> None:
+        code = model.operatorCodes[0]
+        code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.CUSTOM
+        code.customCode = "EdgeprofNoSuchOp"
+
+    path = _edited_model(tmp_path, custom_op)
+    proc = cli("run", str(path), "--no-report", *QUICK)
+    assert proc.returncode == 2
+    assert "unsupported op" in proc.stderr
+    assert "EdgeprofNoSuchOp" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_dynamic_shapes_are_refused(tmp_path: Path) -> None:
+    def dynamic(schema: Any, model: Any) -> None:
+        sub = model.subgraphs[0]
+        tensor = sub.tensors[sub.inputs[0]]
+        tensor.shapeSignature = [1, -1]
+
+    path = _edited_model(tmp_path, dynamic)
+    proc = cli("run", str(path), "--no-report", *QUICK)
+    assert proc.returncode == 2
+    assert "dynamic shapes are not supported" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_environment_warnings_on_a_throttling_board(tmp_path: Path) -> None:
+    from edgeprof.testing.fake_sysfs import WaveformWriter, make_jetson_like
+
+    roots = fake_roots(tmp_path / "fs")
+    make_jetson_like(roots.sysfs)  # governor schedutil
+    freq = roots.sysfs / "devices/system/cpu/cpu0/cpufreq/scaling_cur_freq"
+    throttle = {"kind": "steps", "levels": [1_510_400, 729_600], "period_s": 0.1}
+    with WaveformWriter({freq: throttle}):
+        proc = cli(
+            "--sysfs-root",
+            str(roots.sysfs),
+            "run",
+            str(MLP),
+            "--count",
+            "30",
+            "--min-seconds",
+            "0.5",
+            "--json",
+            "--no-report",
+        )
+    assert proc.returncode == 0, proc.stderr
+    warnings = " ".join(json.loads(proc.stdout)["warnings"])
+    assert "governor is schedutil" in warnings
+    assert "CPU frequency changed during the run (cpu0.freq: 730-1510 MHz)" in warnings

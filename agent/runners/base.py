@@ -71,6 +71,9 @@ class Runner(ABC):
     def __init__(self, model: ModelFile) -> None:
         self.model = model
 
+    def probe(self) -> None:  # noqa: B027 - optional hook
+        """Work that must happen before the timed load (TFLM's arena search), untimed."""
+
     @abstractmethod
     def prepare(self) -> None:
         """Load and allocate everything an inference needs (timed and measured by the session)."""

@@ -176,4 +176,5 @@ class TfliteRunner(Runner):
 
     def close(self) -> None:
         self._it = None
+        self._invoke = None
         self._delegates = []

@@ -149,10 +149,14 @@ class TflmRunner(Runner):
         self._in: list[dict[str, Any]] = []
         self._out: list[dict[str, Any]] = []
 
-    def prepare(self) -> None:
-        """Find the real minimum arena (in children), then build the interpreter for the run."""
-        if self.probe_arena:
+    def probe(self) -> None:
+        """Find the real minimum arena, in forked children (before the timed load)."""
+        if self.probe_arena and self.arena_min is None:
             self.arena_min = find_min_arena(self.model.data)
+
+    def prepare(self) -> None:
+        """Build the interpreter for the run, with an arena the probe showed to be enough."""
+        self.probe()
         arena = self.arena_size or max(len(self.model.data) * 10, (self.arena_min or 0) * 2)
         if self.arena_min is not None and arena < self.arena_min:
             raise InputError(
@@ -165,8 +169,10 @@ class TflmRunner(Runner):
         except (ValueError, RuntimeError) as exc:
             raise InputError(f"{self.model.path}: TFLM refused the model: {exc}") from None
         self.arena_used = arena
-        self._in = self._details(self._it.get_input_details)
-        self._out = self._details(self._it.get_output_details)
+        # TFLM prints "index out of range" on C stderr when enumeration runs past the end.
+        with _captured_stderr():
+            self._in = self._details(self._it.get_input_details)
+            self._out = self._details(self._it.get_output_details)
         self._invoke = self._it.invoke
 
     @staticmethod
@@ -230,3 +236,4 @@ class TflmRunner(Runner):
 
     def close(self) -> None:
         self._it = None
+        self._invoke = None
