@@ -103,7 +103,7 @@ class _Progress:
         self.enabled = enabled
         self.phase = ""
 
-    def __call__(self, phase: str, done: int, total: int) -> None:
+    def __call__(self, phase: str, done: int, fraction: float) -> None:
         if not self.enabled:
             return
         if phase != self.phase:
@@ -111,8 +111,7 @@ class _Progress:
                 click.echo("", err=True)
             self.phase = phase
         width = 30
-        frac = min(1.0, done / total) if total else 0.0
-        bar = "#" * int(frac * width)
+        bar = "#" * int(min(1.0, max(0.0, fraction)) * width)
         click.echo(f"\r  {phase:<8} [{bar:<{width}}] {done}", err=True, nl=False)
 
     def close(self) -> None:

@@ -60,7 +60,17 @@ def render(report: dict[str, Any], path: str | None) -> str:
             + f", warm-up {report['init']['warmup_inferences']}",
         )
     )
-    rows.append(("load", f"{_ms(s['init_time_s'])}"))
+    init = report["init"]
+    grew = None
+    if init.get("rss_after_bytes") is not None and init.get("rss_before_bytes") is not None:
+        grew = init["rss_after_bytes"] - init["rss_before_bytes"]
+    rows.append(
+        (
+            "load",
+            f"{_ms(s['init_time_s'])}"
+            + (f", RSS +{_mib(grew)} (peak {_mib(init.get('rss_peak_bytes'))})" if grew else ""),
+        )
+    )
     if runner.get("arena_min_bytes"):
         need, said = runner["arena_min_bytes"], runner.get("arena_reported_bytes")
         text = f"{need} B needed (bisection, one inference per probe)"

@@ -30,7 +30,8 @@ from edgeprof.sampler import Trace
 from edgeprof.sources.system import read_governors
 from edgeprof.stats import summarize
 
-Progress = Callable[[str, int, int], None]  # phase, done, total (0 when open-ended)
+Progress = Callable[[str, int, float], None]  # phase, inferences done, fraction done (0..1)
+PROGRESS_EVERY_S = 0.1  # redraw at most this often: a progress bar must not cost inferences
 
 
 @dataclass(frozen=True)
@@ -145,16 +146,29 @@ def _warm_up(
     progress: Progress | None,
 ) -> int:
     n = 0
-    start = time.perf_counter()
+    start = last = time.perf_counter()
     while n < plan.warmup_count or time.perf_counter() - start < plan.warmup_seconds:
         runner.set_inputs(_pick_example(examples, n))
         runner.invoke()
         n += 1
-        if progress and n % 10 == 0:
-            progress("warm-up", n, plan.warmup_count)
-        if time.perf_counter() - start > plan.max_seconds:
+        now = time.perf_counter()
+        if progress and now - last >= PROGRESS_EVERY_S:
+            last = now
+            progress(
+                "warm-up", n, _fraction(n, plan.warmup_count, now - start, plan.warmup_seconds)
+            )
+        if now - start > plan.max_seconds:
             break
+    if progress:
+        progress("warm-up", n, 1.0)
     return n
+
+
+def _fraction(n: int, count: int, elapsed: float, seconds: float) -> float:
+    """How far a phase that ends when both a count and a duration are reached has come."""
+    by_count = n / count if count else 1.0
+    by_time = elapsed / seconds if seconds else 1.0
+    return min(1.0, by_count, by_time)
 
 
 def _measure(
@@ -171,6 +185,7 @@ def _measure(
     delay = plan.delay_s
     regions.activate()
     start = clock()
+    last = 0.0
     n = 0
     try:
         while True:
@@ -184,12 +199,16 @@ def _measure(
                 break
             if elapsed >= plan.max_seconds:
                 break
-            if progress and n % 16 == 0:
-                progress("measure", n, plan.min_count)
+            if progress and elapsed - last >= PROGRESS_EVERY_S:
+                last = elapsed
+                frac = _fraction(n, plan.min_count, elapsed, plan.min_seconds)
+                progress("measure", n, max(frac, elapsed / plan.max_seconds))
             if delay:
                 time.sleep(delay)
     finally:
         regions.deactivate()
+    if progress:
+        progress("measure", n, 1.0)
     return clock() - start
 
 
@@ -246,7 +265,7 @@ def run_session(
         runner.prepare()
         t_load1 = native.tick()
         if progress:
-            progress("load", 1, 1)
+            progress("load", 1, 1.0)
         examples = make_examples(runner)
         if not examples:
             raise InputError("no input examples to run")
