@@ -249,3 +249,16 @@ def test_environment_warnings_on_a_throttling_board(tmp_path: Path) -> None:
     warnings = " ".join(json.loads(proc.stdout)["warnings"])
     assert "governor is schedutil" in warnings
     assert "CPU frequency changed during the run (cpu0.freq: 730-1510 MHz)" in warnings
+
+
+def test_a_runtime_that_is_not_installed_says_how_to_get_it(tmp_path: Path) -> None:
+    try:
+        import tflite_runtime  # noqa: F401
+
+        pytest.skip("tflite-runtime is installed here")  # pragma: no cover
+    except ImportError:
+        pass
+    proc = cli("run", str(MLP), "--runtime", "tflite-runtime", "--no-report")
+    assert proc.returncode == 2
+    assert "edgeprof[tflite-runtime]" in proc.stderr
+    assert "Traceback" not in proc.stderr
