@@ -106,3 +106,21 @@ class Runner(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook; most runners have nothing to free
         """Release the runtime."""
+
+
+class InterpreterRunner(Runner):
+    """A runner whose runtime describes tensors the way TFLite's Python API does (a list of
+    detail dicts, LiteRT's get_input_details() format); TFLite and TFLM both do."""
+
+    def __init__(self, model: ModelFile) -> None:
+        super().__init__(model)
+        self._in: list[dict[str, Any]] = []
+        self._out: list[dict[str, Any]] = []
+
+    @property
+    def inputs(self) -> list[TensorInfo]:
+        return [TensorInfo.from_litert_detail(d) for d in self._in]
+
+    @property
+    def outputs(self) -> list[TensorInfo]:
+        return [TensorInfo.from_litert_detail(d, role="output") for d in self._out]

@@ -19,8 +19,7 @@ from typing import Any
 import numpy as np
 
 from edgeprof.errors import InputError, UnavailableError
-from edgeprof.inputs import TensorInfo
-from edgeprof.runners.base import ModelFile, Runner
+from edgeprof.runners.base import InterpreterRunner, ModelFile
 
 # (runtime name, module with Interpreter, distribution for the version)
 RUNTIMES = (
@@ -80,7 +79,7 @@ def _explain_failure(model: ModelFile, exc: Exception) -> InputError:
     return InputError(f"{model.path}: the runtime refused the model: {first}")
 
 
-class TfliteRunner(Runner):
+class TfliteRunner(InterpreterRunner):
     """LiteRT / tflite-runtime interpreter, one inference per invoke."""
 
     name = "tflite"
@@ -92,8 +91,6 @@ class TfliteRunner(Runner):
             raise InputError(f"--threads must be at least 1, not {self.options.threads}")
         self.runtime, self._mod, self.version = _import_runtime(self.options.runtime)
         self._it: Any = None
-        self._in: list[dict[str, Any]] = []
-        self._out: list[dict[str, Any]] = []
         self._delegates: list[Any] = []
 
     def _load_delegate(self) -> list[Any]:
@@ -139,14 +136,6 @@ class TfliteRunner(Runner):
         self._in = list(self._it.get_input_details())
         self._out = list(self._it.get_output_details())
         self._invoke = self._it.invoke
-
-    @property
-    def inputs(self) -> list[TensorInfo]:
-        return [TensorInfo.from_litert_detail(d) for d in self._in]
-
-    @property
-    def outputs(self) -> list[TensorInfo]:
-        return [TensorInfo.from_litert_detail(d, role="output") for d in self._out]
 
     def set_inputs(self, values: dict[str, np.ndarray]) -> None:
         for d in self._in:

@@ -22,8 +22,7 @@ from typing import Any
 import numpy as np
 
 from edgeprof.errors import InputError, UnavailableError
-from edgeprof.inputs import TensorInfo
-from edgeprof.runners.base import ModelFile, Runner
+from edgeprof.runners.base import InterpreterRunner, ModelFile
 
 PROBE_TIMEOUT_S = 20.0
 ARENA_ALIGN = 16
@@ -129,7 +128,7 @@ def _captured_stderr() -> Iterator[list[bytes]]:
             out.append(tmp.read())
 
 
-class TflmRunner(Runner):
+class TflmRunner(InterpreterRunner):
     """TFLite Micro's interpreter on the host."""
 
     name = "tflm"
@@ -146,8 +145,6 @@ class TflmRunner(Runner):
         self.arena_min: int | None = None
         self.arena_reported: int | None = None
         self._it: Any = None
-        self._in: list[dict[str, Any]] = []
-        self._out: list[dict[str, Any]] = []
 
     def probe(self) -> None:
         """Find the real minimum arena, in forked children (before the timed load)."""
@@ -201,14 +198,6 @@ class TflmRunner(Runner):
         m = _REPORTED.search(b"".join(captured))
         self.arena_reported = int(m.group(1)) if m else None
         return self.arena_reported
-
-    @property
-    def inputs(self) -> list[TensorInfo]:
-        return [TensorInfo.from_litert_detail(d) for d in self._in]
-
-    @property
-    def outputs(self) -> list[TensorInfo]:
-        return [TensorInfo.from_litert_detail(d, role="output") for d in self._out]
 
     def set_inputs(self, values: dict[str, np.ndarray]) -> None:
         for d in self._in:
