@@ -14,6 +14,8 @@ from typing import Any
 import click
 
 from edgeprof import __version__
+from edgeprof.cli_push import push
+from edgeprof.cli_report import keys_group, report_group
 from edgeprof.errors import EdgeprofError
 from edgeprof.roots import ENV_ETC, ENV_PROCFS, ENV_SYSFS, SystemRoots
 
@@ -195,10 +197,17 @@ class _Progress:
 @click.option("--tag", multiple=True, metavar="KEY=VALUE", help="Tag the report (repeatable).")
 @click.option(
     "--store",
+    "--spool",
     type=click.Path(file_okay=False, path_type=Path),
     help="Report directory (default: $EDGEPROF_STORE or the XDG data dir).",
 )
 @click.option("--no-report", is_flag=True, help="Do not write a report file.")
+@click.option("--upload", metavar="URL", help="Then push the spool to this collector.")
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Bearer token for --upload (else $EDGEPROF_TOKEN).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
 def run(
@@ -225,6 +234,8 @@ def run(
     tag: tuple[str, ...],
     store: Path | None,
     no_report: bool,
+    upload: str | None,
+    token_file: Path | None,
     as_json: bool,
 ) -> None:
     """Profile MODEL (.tflite) on this device: latency, memory, power, energy and quality."""
@@ -262,6 +273,10 @@ def run(
         store=store,
         save=not no_report,
     )
+    if upload and no_report:
+        raise click.BadParameter(
+            "--upload sends the report, so it needs one", param_hint="--upload"
+        )
     progress = _Progress(enabled=sys.stderr.isatty() and not as_json)
     try:
         outcome = profile(req, ctx.obj["roots"], progress=progress)
@@ -274,7 +289,30 @@ def run(
         sys.stdout.write("\n")
     else:
         click.echo(render(outcome.report, str(outcome.path) if outcome.path else None))
+    if upload:
+        _upload(ctx, upload, token_file, store, quiet=as_json)
 
+
+def _upload(
+    ctx: click.Context, url: str, token_file: Path | None, store: Path | None, quiet: bool
+) -> None:
+    """Push the whole spool (this report and any left from earlier runs) after a run."""
+    from edgeprof import uplink
+    from edgeprof.store import default_store
+
+    result = uplink.push(store or default_store(), url, uplink.resolve_token(None, token_file))
+    if not quiet:
+        click.echo(
+            f"  upload {url}: {result.sent} sent, {result.duplicates} already there, "
+            f"{result.remaining} still spooled" + (f" ({result.error})" if result.error else "")
+        )
+    if not result.delivered_all:
+        ctx.exit(EXIT_FAILED)
+
+
+main.add_command(push)
+main.add_command(report_group)
+main.add_command(keys_group)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

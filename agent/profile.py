@@ -33,6 +33,7 @@ from edgeprof.report import encode, uuid7
 from edgeprof.roots import SystemRoots
 from edgeprof.runners import ModelFile, Runner, RunnerOptions, make_runner
 from edgeprof.session import Progress, RunPlan, SessionResult, run_session
+from edgeprof.signing import load_keys, sign
 from edgeprof.store import save_report
 
 RANDOM_EXAMPLES = 32  # distinct random inputs cycled through during the run
@@ -52,6 +53,8 @@ class ProfileRequest:
     reference: Path | None = None
     seed: int = 0
     tags: dict[str, str] = field(default_factory=dict)
+    # model registry fields (model_id, version, base_model, quantization, training_data_version)
+    registry: dict[str, str] = field(default_factory=dict)
     store: Path | None = None
     save: bool = True
     counters: bool = True
@@ -168,9 +171,34 @@ def evaluate_quality(
     return result
 
 
+def _cpu_model_and_memory(roots: SystemRoots) -> tuple[str | None, int | None]:
+    """CPU model name and MemTotal from procfs, None where absent (not every board says)."""
+    cpu = mem = None
+    try:
+        with open(roots.proc("cpuinfo"), encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith(("model name", "Model", "Hardware")) and cpu is None:
+                    cpu = line.split(":", 1)[1].strip() or None
+        with open(roots.proc("meminfo"), encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    mem = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    return cpu, mem
+
+
+def _quantization(infos: list[TensorInfo]) -> str:
+    """What the I/O tensors show: the dtype(s) of the quantized ones, else "none"."""
+    kinds = sorted({t.dtype for t in infos if t.quantized})
+    return "+".join(kinds) if kinds else "none"
+
+
 def _device(roots: SystemRoots) -> dict[str, Any]:
     board = detect_board(roots)
     uname = platform.uname()
+    cpu_model, memory = _cpu_model_and_memory(roots)
     return {
         "board_id": board.board_id,
         "board_confidence": board.confidence,
@@ -178,7 +206,9 @@ def _device(roots: SystemRoots) -> dict[str, Any]:
         "os": uname.system,
         "kernel": uname.release,
         "machine": uname.machine,
+        "cpu_model": cpu_model,
         "cpu_count": os.cpu_count(),
+        "memory_total_bytes": memory,
         "python": sys.version.split()[0],
     }
 
@@ -205,6 +235,7 @@ def profile(
     for extra in (req.inputs, req.data, req.reference):
         if extra is not None and not extra.exists():
             raise InputError(f"{extra}: no such file")
+    keys = load_keys()  # before the run: a broken key file should not cost a measurement
     runner = make_runner(req.runner, model, req.options)
     examples = _Examples(req)
     started_ns = time.time_ns()
@@ -246,11 +277,16 @@ def profile(
         "report_id": report_id,
         "created_ns": started_ns,
         "agent": {"name": "edgeprof", "version": __version__},
-        "device": _device(roots),
+        "device": {
+            **_device(roots),
+            "runtimes": {str(runner_info.get("runtime")): runner_info.get("runtime_version")},
+        },
         "model": {
             **model.describe(),
+            "quantization": _quantization(inputs + outputs),
             "inputs": _tensor_list(inputs),
             "outputs": _tensor_list(outputs),
+            **({"registry": dict(req.registry)} if req.registry else {}),
         },
         "runner": runner_info,
         "run": {
@@ -273,5 +309,9 @@ def profile(
         "warnings": session.warnings,
         "tags": dict(req.tags),
     }
+    if keys.any:
+        report = sign(report, keys)
+    else:
+        report["warnings"].append("report unsigned: run `edgeprof keys init`")
     path = save_report(encode(report), report_id, req.store) if req.save else None
     return ProfileOutcome(report=report, path=path, session=session)

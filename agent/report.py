@@ -1,11 +1,15 @@
 """The run report as a versioned msgpack map, with arrays as typed binary blobs.
 
-This is the pre-v1 format (``schema_version`` 0.x) that ``edgeprof run`` writes until the
-report-format issue specifies v1: the shape is already the one v1 keeps — a map with the schema
-version, a time-sortable report id, the agent, device, model, runner, run configuration,
-environment, summary (units in the key names), per-inference arrays and raw traces — and arrays
-are never lists of floats: each is
-``{"__array__": 1, "dtype": "<f8", "shape": [n], "data": bytes}``.
+Report v1 (``schema_version`` [1, 0], specified in ``docs/report-format.md``): a map with the
+schema version, a time-sortable report id, the agent, device, model, runner, run configuration,
+environment, summary (units in the key names), per-inference arrays, raw traces, warnings, tags
+and a signature block. Arrays are never lists of floats: each is
+``{"__array__": 1, "dtype": "<f8", "shape": [n], "data": bytes}``, so a 10,000-inference run with
+a minute of 1 kHz traces stays small and fast to read.
+
+Reading is strict because pipelines gate on these files: :func:`decode` says whether a file is
+not msgpack, truncated, of an unknown major version, or fails validation at a named field;
+:func:`read_report` also checks the signatures (:mod:`edgeprof.signing`).
 """
 
 from __future__ import annotations
@@ -14,15 +18,18 @@ import os
 import secrets
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgpack
 import numpy as np
 
 from edgeprof.errors import InputError
+from edgeprof.report_schema import MAJOR, MINOR, SCHEMA, validate
 
-SCHEMA = "edgeprof.report"
-SCHEMA_VERSION = (0, 1)
+if TYPE_CHECKING:
+    from edgeprof.signing import Keys
+
+SCHEMA_VERSION = (MAJOR, MINOR)
 ARRAY_MARK = "__array__"
 _ALLOWED_DTYPES = {"<f8", "<f4", "<i8", "<u8", "<i4", "<u4", "<i2", "<u2", "|i1", "|u1", "|b1"}
 
@@ -74,10 +81,8 @@ def _to_msgpack(obj: Any) -> Any:
         return [_to_msgpack(v) for v in obj]
     if isinstance(obj, np.generic):
         return obj.item()
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return obj  # msgpack carries NaN/inf as floats
     if obj is None or isinstance(obj, (str, int, float, bool, bytes)):
-        return obj
+        return obj  # NaN and inf included: msgpack carries them as floats
     raise InputError(f"cannot store a {type(obj).__name__} in a report")
 
 
@@ -91,25 +96,100 @@ def _from_msgpack(obj: Any) -> Any:
     return obj
 
 
-def encode(report: dict[str, Any]) -> bytes:
-    """The report as msgpack bytes."""
+def to_wire(report: dict[str, Any]) -> dict[str, Any]:
+    """The report as msgpack-ready objects (arrays as typed maps), with the v1 envelope.
+
+    A report that already names its schema version keeps it (re-encoding a decoded report of a
+    newer minor must not relabel it); otherwise it gets this writer's version.
+    """
     body = {"schema": SCHEMA, "schema_version": list(SCHEMA_VERSION), **report}
-    return bytes(msgpack.packb(_to_msgpack(body), use_bin_type=True))
+    wire: dict[str, Any] = _to_msgpack(body)
+    return wire
 
 
-def decode(data: bytes, origin: str = "report") -> dict[str, Any]:
-    """Parse and check the envelope; arrays come back as numpy arrays."""
+def encode(report: dict[str, Any]) -> bytes:
+    """The report as msgpack bytes (schema and version added when absent)."""
+    return bytes(msgpack.packb(to_wire(report), use_bin_type=True))
+
+
+def _unpack(data: bytes, origin: str) -> Any:
+    """msgpack bytes -> objects, telling truncation from other damage."""
     try:
-        obj = msgpack.unpackb(data, raw=False, strict_map_key=True, max_bin_len=len(data))
+        return msgpack.unpackb(data, raw=False, strict_map_key=True, max_bin_len=len(data))
+    except msgpack.ExtraData:
+        raise InputError(f"{origin}: corrupted: trailing bytes after the report") from None
     except (ValueError, msgpack.UnpackException, TypeError) as exc:
-        raise InputError(f"{origin}: not a msgpack report ({exc})") from None
+        if "incomplete input" in str(exc):
+            raise InputError(
+                f"{origin}: truncated: the file ends inside the report ({len(data)} bytes)"
+            ) from None
+        raise InputError(f"{origin}: not a msgpack report (corrupted?): {exc}") from None
+
+
+def decode_wire(data: bytes, origin: str = "report") -> dict[str, Any]:
+    """Bytes -> the report as msgpack objects (arrays still typed maps), envelope checked.
+
+    Signatures are computed over this form, so :mod:`edgeprof.signing` verifies it, not the
+    numpy form.
+    """
+    obj = _unpack(data, origin)
     if not isinstance(obj, dict) or obj.get("schema") != SCHEMA:
         raise InputError(f"{origin}: not an edgeprof report")
     version = obj.get("schema_version")
     if not isinstance(version, list) or not version or version[0] != SCHEMA_VERSION[0]:
-        raise InputError(f"{origin}: unsupported report schema version {version!r}")
-    result: dict[str, Any] = _from_msgpack(obj)
+        raise InputError(
+            f"{origin}: unsupported report schema version {version!r} "
+            f"(this reader knows major {SCHEMA_VERSION[0]})"
+        )
+    return obj
+
+
+def from_wire(wire: dict[str, Any], origin: str = "report") -> dict[str, Any]:
+    """Wire objects -> the report with numpy arrays, validated against v1."""
+    try:
+        result: dict[str, Any] = _from_msgpack(wire)
+        validate(result)
+    except InputError as exc:
+        raise InputError(f"{origin}: fails validation at {exc}") from None
     return result
+
+
+def decode(data: bytes, origin: str = "report", *, validate: bool = True) -> dict[str, Any]:
+    """Parse, check the envelope and validate; arrays come back as numpy arrays.
+
+    ``validate=False`` only for low-level uses (inspecting a damaged file, container tests).
+    """
+    wire = decode_wire(data, origin)
+    if not validate:
+        result: dict[str, Any] = _from_msgpack(wire)
+        return result
+    return from_wire(wire, origin)
+
+
+def read_report(
+    path: str | os.PathLike[str], *, verify: bool = True, keys: Keys | None = None
+) -> dict[str, Any]:
+    """Read, decode, validate and (with ``verify``) check the signatures of a report file.
+
+    An unsigned report passes (v1 allows them locally; the collector refuses them); a signature
+    that does not match raises InputError saying which one. ``keys`` default to this device's
+    (:func:`edgeprof.signing.load_keys`).
+    """
+    from edgeprof.signing import load_keys, verify_wire
+
+    origin = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise InputError(f"{origin}: cannot read: {exc.strerror or exc}") from None
+    wire = decode_wire(data, origin)
+    report = from_wire(wire, origin)
+    if verify and "signature" in wire:
+        result = verify_wire(wire, keys if keys is not None else load_keys())
+        if result.failed:
+            raise InputError(f"{origin}: signature mismatch: {result.message()}")
+    return report
 
 
 def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
@@ -142,7 +222,7 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
 
 
 def summary_json(report: dict[str, Any], path: os.PathLike[str] | str | None) -> dict[str, Any]:
-    """The report without its arrays, JSON-ready (NaN and inf become None): for ``--json``."""
+    """The report without arrays, JSON-ready (NaN/inf become None, bytes hex): for ``--json``."""
 
     def clean(obj: Any) -> Any:
         if isinstance(obj, dict):
@@ -153,6 +233,8 @@ def summary_json(report: dict[str, Any], path: os.PathLike[str] | str | None) ->
             obj = obj.item()
         if isinstance(obj, float) and not np.isfinite(obj):
             return None
+        if isinstance(obj, bytes):
+            return obj.hex()  # signature values and keys
         return obj
 
     body = {k: v for k, v in report.items() if k not in ("per_inference", "traces")}

@@ -1,0 +1,110 @@
+"""``edgeprof report`` and ``edgeprof keys``, through the main group as the lead wires them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import stat
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from edgeprof.cli import main
+from edgeprof.cli_report import keys_group, report_group
+from edgeprof.report import encode
+from edgeprof.signing import Keys, init_keys, sign
+
+GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
+GOLDEN = GOLDEN_DIR / "report_v1_0.msgpack"
+TEST_KEY = GOLDEN_DIR / "test_hmac.key"
+
+# What cli.py will do (main.add_command); harmless if it already has.
+main.add_command(report_group)
+main.add_command(keys_group)
+
+
+@pytest.fixture(autouse=True)
+def key_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    d = tmp_path / "keys"
+    monkeypatch.setenv("EDGEPROF_KEY_DIR", str(d))
+    return d
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args))
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_show_summarizes_the_golden_report() -> None:
+    code, out, _ = invoke("report", "show", str(GOLDEN))
+    assert code == 0
+    assert "kws_mlp_int8" in out
+    assert "p99" in out
+    assert "VDD_IN" in out
+    assert "warning    only 5 samples" in out
+    assert "hmac_sha256 not checked (no HMAC key" in out
+
+
+def test_verify_exit_codes(tmp_path: Path) -> None:
+    assert invoke("report", "verify", str(GOLDEN), "--hmac-key", str(TEST_KEY))[0] == 0
+    code, out, _ = invoke("report", "verify", str(GOLDEN))  # no key here: nothing verified
+    assert code == 1
+    assert "not checked" in out
+    bad = tmp_path / "bad.msgpack"
+    bad.write_bytes(GOLDEN.read_bytes().replace(b"golden", b"GOLDEN"))
+    code, out, _ = invoke("report", "verify", str(bad), "--hmac-key", str(TEST_KEY))
+    assert code == 1
+    assert "hmac_sha256 FAILED" in out
+    bad.write_bytes(GOLDEN.read_bytes()[:100])
+    code, _, err = invoke("report", "verify", str(bad), "--hmac-key", str(TEST_KEY))
+    assert code == 2
+    assert "truncated" in err
+
+
+def test_export_json_and_csv(tmp_path: Path) -> None:
+    code, out, _ = invoke("report", "export", str(GOLDEN), "--format", "json")
+    assert code == 0
+    doc = json.loads(out)
+    assert len(doc["per_inference"]["latency_s"]) == 5
+    assert isinstance(doc["signature"]["hmac_sha256"]["value"], str)
+    target = tmp_path / "r.csv"
+    code, _, _ = invoke("report", "export", str(GOLDEN), "--format", "csv", "-o", str(target))
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(target.read_text())))
+    assert len(rows) == 5
+    assert list(rows[0]) == ["begin_ns", "latency_s", "energy_j.VDD_IN", "peak_rss_bytes"]
+    assert int(rows[1]["begin_ns"]) > int(rows[0]["begin_ns"])
+
+
+def test_unreadable_file_is_one_line_exit_2(tmp_path: Path) -> None:
+    code, _, err = invoke("report", "show", str(tmp_path / "nope.msgpack"))
+    assert code == 2
+    assert err.startswith("edgeprof: error:")
+    assert "cannot read" in err
+
+
+def test_keys_init_show_and_verify_with_device_keys(key_dir: Path, tmp_path: Path) -> None:
+    code, out, _ = invoke("keys", "init")
+    assert code == 0
+    assert stat.S_IMODE((key_dir / "hmac.key").stat().st_mode) == 0o600
+    assert invoke("keys", "init")[0] == 2
+    assert invoke("keys", "init", "--force")[0] == 0
+    code, out, _ = invoke("keys", "show")
+    secret = (key_dir / "hmac.key").read_bytes().hex()
+    assert "key id" in out
+    assert secret not in out
+    keys = init_keys(force=True)
+    signed = tmp_path / "s.msgpack"
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mg", GOLDEN_DIR / "make_golden.py")
+    assert spec is not None
+    assert spec.loader is not None
+    mg = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mg)
+    signed.write_bytes(encode(sign(mg.build_report(), Keys(key_dir, hmac_key=keys.hmac_key))))
+    assert invoke("report", "verify", str(signed))[0] == 0

@@ -1,0 +1,92 @@
+"""`edgeprof run --upload`: the run's report reaches the collector (a stand-in on loopback)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import edgeprof.models
+from edgeprof.testing.standin_collector import StandinCollector
+
+MLP = Path(edgeprof.models.DIRECTORY) / "kws_mlp_int8.tflite"
+TOKEN = "device-token-for-tests"
+
+
+def test_run_upload_delivers_the_report(tmp_path: Path) -> None:
+    store, up = tmp_path / "store", tmp_path / "up"
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN)
+    with StandinCollector(up, TOKEN) as collector:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "edgeprof",
+                "run",
+                str(MLP),
+                "--count",
+                "20",
+                "--min-seconds",
+                "0",
+                "--warmup",
+                "2",
+                "--store",
+                str(store),
+                "--json",
+                "--upload",
+                collector.url,
+                "--token-file",
+                str(token_file),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "EDGEPROF_KEY_DIR": str(tmp_path / "keys")},
+            check=False,
+        )
+        stored = collector.stored_ids()
+    assert proc.returncode == 0, proc.stderr
+    report_id = json.loads(proc.stdout)["report_id"]
+    assert stored == [report_id]
+    assert not list(store.glob("*.msgpack"))  # acknowledged: out of the spool
+    assert (store / "sent" / f"{report_id}.msgpack").exists()
+    assert TOKEN not in proc.stdout + proc.stderr
+
+
+def test_run_upload_with_the_collector_down_keeps_the_report(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgeprof",
+            "run",
+            str(MLP),
+            "--count",
+            "20",
+            "--min-seconds",
+            "0",
+            "--warmup",
+            "2",
+            "--store",
+            str(store),
+            "--json",
+            "--upload",
+            "http://127.0.0.1:9",
+            "--token-file",
+            str(token_file),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "EDGEPROF_KEY_DIR": str(tmp_path / "keys")},
+        check=False,
+    )
+    assert proc.returncode == 1  # ran fine, but the report is not upstream yet
+    report_id = json.loads(proc.stdout)["report_id"]
+    assert (store / f"{report_id}.msgpack").exists()  # still spooled for the next push
