@@ -8,8 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import msgpack
+
 import edgeprof.models
+from edgeprof.report import decode_wire, uuid7
 from edgeprof.testing.standin_collector import StandinCollector
+from edgeprof.uplink import push
 
 MLP = Path(edgeprof.models.DIRECTORY) / "kws_mlp_int8.tflite"
 TOKEN = "device-token-for-tests"
@@ -90,3 +94,52 @@ def test_run_upload_with_the_collector_down_keeps_the_report(tmp_path: Path) -> 
     assert proc.returncode == 1  # ran fine, but the report is not upstream yet
     report_id = json.loads(proc.stdout)["report_id"]
     assert (store / f"{report_id}.msgpack").exists()  # still spooled for the next push
+
+
+def test_only_reports_whose_signature_verifies_are_accepted(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    env = {**os.environ, "EDGEPROF_KEY_DIR": str(keys)}
+    subprocess.run(
+        [sys.executable, "-m", "edgeprof", "keys", "init"],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    store, up = tmp_path / "store", tmp_path / "up"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgeprof",
+            "run",
+            str(MLP),
+            "--count",
+            "20",
+            "--min-seconds",
+            "0",
+            "--warmup",
+            "2",
+            "--store",
+            str(store),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=True,
+    )
+    good_id = json.loads(proc.stdout)["report_id"]
+    # A second report, tampered after signing: a new report id, the old signature kept.
+    wire = decode_wire((store / f"{good_id}.msgpack").read_bytes())
+    wire["report_id"] = bad_id = uuid7()
+    (store / f"{bad_id}.msgpack").write_bytes(msgpack.packb(wire, use_bin_type=True))
+    with StandinCollector(up, TOKEN, hmac_key_file=keys / "hmac.key") as collector:
+        result = push(store, collector.url, TOKEN)
+        stored = collector.stored_ids()
+    assert stored == [good_id]
+    assert result.sent == 1
+    assert result.rejected == 1
+    reason = (store / "rejected" / f"{bad_id}.msgpack.reason.txt").read_text()
+    assert "signature" in reason

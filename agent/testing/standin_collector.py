@@ -36,7 +36,8 @@ from typing import Any
 import numpy as np
 
 from edgeprof.errors import InputError
-from edgeprof.report import decode, encode, uuid7
+from edgeprof.report import decode, decode_wire, encode, uuid7
+from edgeprof.signing import verify_wire
 from edgeprof.uplink import REPORTS_PATH, write_file_atomic
 
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
@@ -57,8 +58,16 @@ class Faults:
 class _State:
     """What the handler threads share; ``lock`` guards the fault counters and the store."""
 
-    def __init__(self, directory: Path, token: str, max_bytes: int, faults: Faults) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        token: str,
+        max_bytes: int,
+        faults: Faults,
+        hmac_key: bytes | None = None,
+    ) -> None:
         self.directory = directory
+        self.hmac_key = hmac_key
         self.expected_auth = f"Bearer {token}".encode()
         self.max_bytes = max_bytes
         self.faults = faults
@@ -145,6 +154,12 @@ class _Handler(BaseHTTPRequestHandler):
         except InputError as exc:
             self._reply(400, {"error": str(exc)})
             return
+        if state.hmac_key is not None:
+            # Never accept upstream a report whose signature does not verify (nor an unsigned one).
+            check = verify_wire(decode_wire(body, "request body"), hmac_key=state.hmac_key)
+            if check.failed or not check.verified:
+                self._reply(400, {"error": f"signature: {check.message()}"})
+                return
         report_id = report.get("report_id")
         if not isinstance(report_id, str) or not _ID_RE.fullmatch(report_id):
             self._reply(400, {"error": f"bad report_id {report_id!r}"})
@@ -160,11 +175,18 @@ class _Handler(BaseHTTPRequestHandler):
         sys.stderr.write(f"standin-collector: {format % args}\n")
 
 
-def serve(port: int, directory: Path, token: str, max_bytes: int, faults: Faults) -> None:
+def serve(
+    port: int,
+    directory: Path,
+    token: str,
+    max_bytes: int,
+    faults: Faults,
+    hmac_key: bytes | None = None,
+) -> None:
     """Listen on 127.0.0.1, print the port, serve until killed."""
     directory.mkdir(parents=True, exist_ok=True)
     server = _Server(("127.0.0.1", port), _Handler)
-    server.state = _State(directory, token, max_bytes, faults)
+    server.state = _State(directory, token, max_bytes, faults, hmac_key)
     print(server.server_address[1], flush=True)
     server.serve_forever()
 
@@ -180,9 +202,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--slow", type=float, default=0.0)
     p.add_argument("--close-mid-body", type=int, default=0)
     p.add_argument("--drop-ack", type=int, default=0)
+    p.add_argument("--hmac-key-file", type=Path, help="require reports signed with this key")
     a = p.parse_args(argv)
     faults = Faults(a.fail_first, a.slow, a.close_mid_body, a.drop_ack)
-    serve(a.port, a.dir, a.token, a.max_bytes, faults)
+    key = a.hmac_key_file.read_bytes() if a.hmac_key_file else None
+    serve(a.port, a.dir, a.token, a.max_bytes, faults, key)
 
 
 def sample_report(padding: int = 0) -> tuple[str, bytes]:
@@ -260,6 +284,7 @@ class StandinCollector:
         drop_ack: int = 0,
         max_bytes: int = DEFAULT_MAX_BYTES,
         start_timeout_s: float = 20.0,
+        hmac_key_file: Path | None = None,
     ) -> None:
         self.directory = directory
         self._cmd = [
@@ -275,6 +300,8 @@ class StandinCollector:
             f"--close-mid-body={close_mid_body}",
             f"--drop-ack={drop_ack}",
         ]
+        if hmac_key_file is not None:
+            self._cmd.append(f"--hmac-key-file={hmac_key_file}")
         self._start_timeout_s = start_timeout_s
         self._proc: subprocess.Popen[str] | None = None
         self.port = 0
