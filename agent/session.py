@@ -212,6 +212,26 @@ def _measure(
     return clock() - start
 
 
+def _slow_extremes(slow: Trace | None, quantity: str) -> dict[str, dict[str, float]]:
+    """Per channel of a quantity: first, last, min and max of the slow trace (finite values)."""
+    out: dict[str, dict[str, float]] = {}
+    if slow is None or len(slow) == 0:
+        return out
+    for spec in slow.specs:
+        if spec.quantity != quantity:
+            continue
+        col = _column(slow, spec)
+        col = col[np.isfinite(col)]
+        if len(col):
+            out[spec.name] = {
+                "start": float(col[0]),
+                "end": float(col[-1]),
+                "min": float(col.min()),
+                "max": float(col.max()),
+            }
+    return out
+
+
 def _freq_warnings(slow: Trace | None) -> list[str]:
     out: list[str] = []
     if slow is None or len(slow) == 0:
@@ -363,6 +383,8 @@ def run_session(
         "other_load_cores": others,
         "sampler": stats.describe(),
         "slow_sampler": traces.slow.stats.describe() if traces.slow else None,
+        "cpu_freq_hz": _slow_extremes(traces.slow, "frequency"),
+        "temperature_c": _slow_extremes(traces.slow, "temperature"),
         "channel_notes": traces.notes,
     }
     return SessionResult(

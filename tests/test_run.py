@@ -246,7 +246,11 @@ def test_environment_warnings_on_a_throttling_board(tmp_path: Path) -> None:
             "--no-report",
         )
     assert proc.returncode == 0, proc.stderr
-    warnings = " ".join(json.loads(proc.stdout)["warnings"])
+    summary = json.loads(proc.stdout)
+    warnings = " ".join(summary["warnings"])
+    cpu0 = summary["environment"]["cpu_freq_hz"]["cpu0.freq"]
+    assert (cpu0["min"], cpu0["max"]) == (729_600_000.0, 1_510_400_000.0)
+    assert summary["environment"]["temperature_c"]  # the Jetson tree's thermal zones
     assert "governor is schedutil" in warnings
     assert "CPU frequency changed during the run (cpu0.freq: 730-1510 MHz)" in warnings
 
