@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 import numpy as np
 
+from edgeprof.atomic import write_atomic as write_atomic
 from edgeprof.errors import InputError
 from edgeprof.report_schema import MAJOR, MINOR, SCHEMA, validate
 
@@ -190,35 +191,6 @@ def read_report(
         if result.failed:
             raise InputError(f"{origin}: signature mismatch: {result.message()}")
     return report
-
-
-def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
-    """temp file, fsync, rename, fsync the directory: the file is whole or absent."""
-    target = os.fspath(path)
-    directory = os.path.dirname(target) or "."
-    tmp = os.path.join(directory, f".{os.path.basename(target)}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            n = os.write(fd, view)
-            view = view[n:]
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        os.unlink(tmp)
-        raise
-    os.close(fd)
-    try:
-        os.replace(tmp, target)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
 
 
 def summary_json(report: dict[str, Any], path: os.PathLike[str] | str | None) -> dict[str, Any]:

@@ -42,7 +42,6 @@ import http.client
 import json
 import os
 import random
-import secrets
 import ssl
 import stat
 import time
@@ -53,6 +52,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from edgeprof.atomic import fsync_dir, write_atomic
 from edgeprof.errors import EdgeprofError, InputError
 from edgeprof.report import decode
 
@@ -279,40 +279,16 @@ def _deliver(
     return outcome
 
 
-def write_file_atomic(path: Path, data: bytes) -> None:
-    """Hidden temp file, fsync, rename, fsync the directory: whole or absent."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _move_into(path: Path, subdir: str, reason: str | None = None) -> Path:
     """Rename into ``<store>/<subdir>/`` (the reason file first, so it is never missing)."""
     target_dir = path.parent / subdir
     target_dir.mkdir(exist_ok=True)
     if reason is not None:
-        write_file_atomic(target_dir / f"{path.name}{REASON_SUFFIX}", reason.encode() + b"\n")
+        write_atomic(target_dir / f"{path.name}{REASON_SUFFIX}", reason.encode() + b"\n")
     target = target_dir / path.name
     os.replace(path, target)
-    _fsync_dir(target_dir)
-    _fsync_dir(path.parent)
+    fsync_dir(target_dir)
+    fsync_dir(path.parent)
     return target
 
 

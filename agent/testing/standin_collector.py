@@ -35,10 +35,11 @@ from typing import Any
 
 import numpy as np
 
+from edgeprof.atomic import write_atomic
 from edgeprof.errors import InputError
 from edgeprof.report import decode, decode_wire, encode, uuid7
 from edgeprof.signing import verify_wire
-from edgeprof.uplink import REPORTS_PATH, write_file_atomic
+from edgeprof.uplink import REPORTS_PATH
 
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 _MAX_DRAIN_BYTES = 64 * 1024 * 1024
@@ -88,7 +89,7 @@ class _State:
         with self.lock:
             if path.exists():
                 return False
-            write_file_atomic(path, body)
+            write_atomic(path, body)
             return True
 
 
