@@ -19,6 +19,34 @@ MLP = Path(edgeprof.models.DIRECTORY) / "kws_mlp_int8.tflite"
 TOKEN = "device-token-for-tests"
 
 
+def run_mlp(tmp: Path, store: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """`edgeprof run` on the demo MLP, briefly, with this test's own keys and store."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgeprof",
+            "run",
+            str(MLP),
+            "--count",
+            "20",
+            "--min-seconds",
+            "0",
+            "--warmup",
+            "2",
+            "--store",
+            str(store),
+            "--json",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "EDGEPROF_KEY_DIR": str(tmp / "keys")},
+        check=False,
+    )
+
+
 def test_run_upload_delivers_the_report(tmp_path: Path) -> None:
     store, up = tmp_path / "store", tmp_path / "up"
     token_file = tmp_path / "token"
