@@ -37,6 +37,13 @@ def test_wheel_contains_the_compiled_core_bridge_and_boards(tmp_path: Path) -> N
     boards = {n for n in names if n.startswith("edgeprof/boards/") and n.endswith(".toml")}
     shipped = {f"edgeprof/boards/{p.name}" for p in (ROOT / "boards").glob("*.toml")}
     assert boards == shipped
+    models = {
+        f"edgeprof/models/{p.name}"
+        for p in (ROOT / "agent/models").iterdir()
+        if p.suffix in (".tflite", ".npz")
+    }
+    assert models <= names  # the demo models and their data ship with the package
+    assert "edgeprof/runners/tflm.py" in names
     assert not any(n.startswith(("tests/", "bench/", "native/")) for n in names)
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     assert "edgeprof = edgeprof.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
