@@ -1,0 +1,149 @@
+"""``edgeprof gate`` through the main group as the lead wires it."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edgeprof.cli import main
+from edgeprof.cli_gate import gate_group
+from edgeprof.report import encode
+from edgeprof.signing import Keys, init_keys, sign
+
+main.add_command(gate_group)  # what cli.py will do; harmless if it already has
+
+_spec = importlib.util.spec_from_file_location(
+    "gate_tests", Path(__file__).resolve().parent / "test_gate.py"
+)
+assert _spec is not None
+assert _spec.loader is not None
+gate_tests: Any = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(gate_tests)
+
+
+@pytest.fixture(autouse=True)
+def keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Keys:
+    d = tmp_path / "keys"
+    monkeypatch.setenv("EDGEPROF_KEY_DIR", str(d))
+    k = init_keys(directory=d)
+    return Keys(d, hmac_key=k.hmac_key)
+
+
+def write(path: Path, report: dict[str, Any], keys: Keys | None) -> Path:
+    path.write_bytes(encode(sign(report, keys) if keys is not None else report))
+    return path
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args))
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+POLICY = gate_tests.POLICY
+
+
+@pytest.fixture
+def policy(tmp_path: Path) -> Path:
+    p = tmp_path / "p.toml"
+    p.write_bytes(POLICY)
+    return p
+
+
+def test_pass_fail_and_json(tmp_path: Path, keys: Keys, policy: Path) -> None:
+    good = write(tmp_path / "good.msgpack", gate_tests.make_report(np.full(20, 0.01)), keys)
+    slow = write(tmp_path / "slow.msgpack", gate_tests.make_report(np.full(20, 0.2)), keys)
+    code, out, _ = invoke("gate", str(good), "--policy", str(policy))
+    assert code == 0, out
+    assert "decision: PASS" in out
+    assert "\x1b[" not in out
+    code, out, _ = invoke("gate", "check", str(slow), "--policy", str(policy), "--json")
+    assert code == 1
+    doc = json.loads(out)
+    assert doc["outcome"] == "fail"
+    assert doc["severity"] == "high"
+    assert doc["exit_code"] == 1
+    p95 = next(r for r in doc["results"] if r["rule_id"] == "p95")
+    assert p95["verdict"] == "fail"
+    assert p95["value"] == pytest.approx(0.2)
+    assert doc["inputs"][0]["sha256"]
+    assert doc["inputs"][0]["signature"] == "hmac_sha256 verified"
+
+
+def test_default_policy_incomplete_without_quality(tmp_path: Path, keys: Keys) -> None:
+    r = gate_tests.make_report(np.full(20, 0.01), quality={})
+    code, out, _ = invoke("gate", str(write(tmp_path / "r.msgpack", r, keys)))
+    assert code == 2
+    assert "decision: INCOMPLETE" in out
+    assert "quality.accuracy absent" in out
+
+
+def test_unsigned_and_tampered_reports_are_refused(tmp_path: Path, keys: Keys) -> None:
+    report = gate_tests.make_report(np.full(20, 0.01))
+    unsigned = write(tmp_path / "u.msgpack", report, None)
+    code, _, err = invoke("gate", str(unsigned))
+    assert code == 2
+    assert "unsigned report" in err
+    code, _, _ = invoke("gate", str(unsigned), "--allow-unsigned")
+    assert code == 0
+    signed = write(tmp_path / "s.msgpack", report, keys)
+    tampered = tmp_path / "t.msgpack"
+    tampered.write_bytes(signed.read_bytes().replace(b"golden", b"GOLDEN"))
+    code, _, err = invoke("gate", str(tampered), "--allow-unsigned")
+    assert code == 2
+    assert "signature mismatch" in err
+
+
+def test_malformed_policy_exit_2_names_file_and_line(tmp_path: Path, keys: Keys) -> None:
+    r = write(tmp_path / "r.msgpack", gate_tests.make_report(), keys)
+    bad = tmp_path / "bad.toml"
+    bad.write_text('schema_version = 1\n\n[[rule]]\nmetric = "summary.latency.p96_s"\nmax = 1\n')
+    code, _, err = invoke("gate", str(r), "--policy", str(bad))
+    assert code == 2
+    assert f"{bad}:4: unknown metric 'summary.latency.p96_s'" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_regression_drift_and_audit_log(tmp_path: Path, keys: Keys, policy: Path) -> None:
+    rng = np.random.default_rng(3)
+    base = gate_tests.make_report(0.01 * rng.lognormal(0, 0.15, 2000))
+    cur = gate_tests.make_report(0.0105 * rng.lognormal(0, 0.15, 2000))
+    b = write(tmp_path / "b.msgpack", base, keys)
+    c = write(tmp_path / "c.msgpack", cur, keys)
+    log = tmp_path / "audit.jsonl"
+    args = ["gate", str(c), "--policy", str(policy), "--audit-log", str(log)]
+    code, out, _ = invoke(*args, "--baseline", str(b), "--window", str(b))
+    assert code == 1
+    assert "regression:latency_s" in out
+    assert "audit: " in out
+    code, out, _ = invoke(*args, "--baseline", str(c))
+    assert code == 0
+    code, out, _ = invoke("gate", "verify-log", str(log))
+    assert code == 0
+    assert "2 entries" in out
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    first = entries[0]
+    assert first["decision"]["outcome"] == "fail"
+    assert {i["role"] for i in first["inputs"]} == {"report", "baseline", "window"}
+    assert first["policy"]["sha256"]
+    assert first["justification"].startswith("FAIL")
+    assert any(r["rule_id"] == "drift:latency_s" for r in first["rules"])
+    text = log.read_text().replace('"outcome":"fail"', '"outcome":"pass"', 1)
+    log.write_text(text)
+    code, out, _ = invoke("gate", "verify-log", str(log), "--json")
+    assert code == 1
+    assert json.loads(out)["bad_line"] == 1
+
+
+def test_group_help_lists_subcommands() -> None:
+    code, out, _ = invoke("gate", "--help")
+    assert code == 0
+    assert "check" in out
+    assert "verify-log" in out
