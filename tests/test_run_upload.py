@@ -52,33 +52,7 @@ def test_run_upload_delivers_the_report(tmp_path: Path) -> None:
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN)
     with StandinCollector(up, TOKEN) as collector:
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "edgeprof",
-                "run",
-                str(MLP),
-                "--count",
-                "20",
-                "--min-seconds",
-                "0",
-                "--warmup",
-                "2",
-                "--store",
-                str(store),
-                "--json",
-                "--upload",
-                collector.url,
-                "--token-file",
-                str(token_file),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            env={**os.environ, "EDGEPROF_KEY_DIR": str(tmp_path / "keys")},
-            check=False,
-        )
+        proc = run_mlp(tmp_path, store, "--upload", collector.url, "--token-file", str(token_file))
         stored = collector.stored_ids()
     assert proc.returncode == 0, proc.stderr
     report_id = json.loads(proc.stdout)["report_id"]
@@ -92,32 +66,8 @@ def test_run_upload_with_the_collector_down_keeps_the_report(tmp_path: Path) -> 
     store = tmp_path / "store"
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "edgeprof",
-            "run",
-            str(MLP),
-            "--count",
-            "20",
-            "--min-seconds",
-            "0",
-            "--warmup",
-            "2",
-            "--store",
-            str(store),
-            "--json",
-            "--upload",
-            "http://127.0.0.1:9",
-            "--token-file",
-            str(token_file),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "EDGEPROF_KEY_DIR": str(tmp_path / "keys")},
-        check=False,
+    proc = run_mlp(
+        tmp_path, store, "--upload", "http://127.0.0.1:9", "--token-file", str(token_file)
     )
     assert proc.returncode == 1  # ran fine, but the report is not upstream yet
     report_id = json.loads(proc.stdout)["report_id"]
@@ -135,29 +85,8 @@ def test_only_reports_whose_signature_verifies_are_accepted(tmp_path: Path) -> N
         timeout=60,
     )
     store, up = tmp_path / "store", tmp_path / "up"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "edgeprof",
-            "run",
-            str(MLP),
-            "--count",
-            "20",
-            "--min-seconds",
-            "0",
-            "--warmup",
-            "2",
-            "--store",
-            str(store),
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        check=True,
-    )
+    proc = run_mlp(tmp_path, store)
+    assert proc.returncode == 0, proc.stderr
     good_id = json.loads(proc.stdout)["report_id"]
     # A second report, tampered after signing: a new report id, the old signature kept.
     wire = decode_wire((store / f"{good_id}.msgpack").read_bytes())
