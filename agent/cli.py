@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from edgeprof import __version__
+from edgeprof.cli_collector import collector_group, pull, serve
 from edgeprof.cli_gate import gate_group
 from edgeprof.cli_push import push
 from edgeprof.cli_report import keys_group, report_group
@@ -315,6 +316,9 @@ main.add_command(push)
 main.add_command(report_group)
 main.add_command(keys_group)
 main.add_command(gate_group)
+main.add_command(serve)
+main.add_command(collector_group)
+main.add_command(pull)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -31,6 +31,12 @@ if TYPE_CHECKING:
     from edgeprof.signing import Keys
 
 SCHEMA_VERSION = (MAJOR, MINOR)
+
+
+class SchemaVersionError(InputError):
+    """A well-formed report of a major version this reader does not know."""
+
+
 ARRAY_MARK = "__array__"
 _ALLOWED_DTYPES = {"<f8", "<f4", "<i8", "<u8", "<i4", "<u4", "<i2", "<u2", "|i1", "|u1", "|b1"}
 
@@ -138,7 +144,7 @@ def decode_wire(data: bytes, origin: str = "report") -> dict[str, Any]:
         raise InputError(f"{origin}: not an edgeprof report")
     version = obj.get("schema_version")
     if not isinstance(version, list) or not version or version[0] != SCHEMA_VERSION[0]:
-        raise InputError(
+        raise SchemaVersionError(
             f"{origin}: unsupported report schema version {version!r} "
             f"(this reader knows major {SCHEMA_VERSION[0]})"
         )

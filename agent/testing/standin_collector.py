@@ -22,23 +22,20 @@ import argparse
 import hmac
 import json
 import re
-import select
-import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Any
-
-import numpy as np
 
 from edgeprof.atomic import write_atomic
 from edgeprof.errors import InputError
-from edgeprof.report import decode, decode_wire, encode, uuid7
+from edgeprof.report import decode, decode_wire, encode
 from edgeprof.signing import verify_wire
+from edgeprof.testing.child import ChildServer
+from edgeprof.testing.sample_reports import minimal_report
 from edgeprof.uplink import REPORTS_PATH
 
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
@@ -212,67 +209,14 @@ def main(argv: list[str] | None = None) -> None:
 
 def sample_report(padding: int = 0) -> tuple[str, bytes]:
     """A small valid report (its id and encoded bytes) for uplink tests; padding grows it."""
-    n = 3
-    report_id = uuid7()
-    latency = dict.fromkeys(("mean_s", "min_s", "max_s", "p50_s", "p90_s", "p95_s", "p99_s"), 1e-3)
-    report: dict[str, Any] = {
-        "report_id": report_id,
-        "created_ns": time.time_ns(),
-        "agent": {"name": "edgeprof", "version": "test"},
-        "device": {
-            "board_id": "test",
-            "device_id": "machine-id:test",
-            "os": "linux",
-            "kernel": "test",
-            "machine": "x86_64",
-            "cpu_count": 1,
-        },
-        "model": {
-            "name": "test",
-            "sha256": "0" * 64,
-            "size_bytes": 1,
-            "format": "tflite",
-            "inputs": [],
-            "outputs": [],
-        },
-        "runner": {"runner": "tflite"},
-        "run": {
-            "warmup_count": 0,
-            "min_count": n,
-            "min_s": 0.0,
-            "max_s": 1.0,
-            "delay_s": 0.0,
-            "sampler_rate_hz": 0.0,
-            "input_source": "zeros",
-            "seed": 0,
-        },
-        "environment": {"governors": {}, "load_average": [0.0, 0.0, 0.0]},
-        "summary": {
-            "count": n,
-            "latency": latency,
-            "inferences_per_s": None,
-            "measured_wall_s": 0.01,
-            "rss_peak_bytes": None,
-            "rails": {},
-            "primary_rail": None,
-        },
-        "per_inference": {
-            "begin_ns": np.arange(n, dtype=np.int64),
-            "latency_s": np.full(n, 1e-3),
-            "peak_rss_bytes": np.zeros(n, dtype=np.int64),
-        },
-        "traces": {},
-        "warnings": [],
-        "tags": {"padding": "x" * padding},
-    }
-    return report_id, encode(report)
+    report = minimal_report(tags={"padding": "x" * padding})
+    return report["report_id"], encode(report)
 
 
-class StandinCollector:
-    """Runs the stand-in as a child process for the duration of a ``with`` block.
+class StandinCollector(ChildServer):
+    """Runs the stand-in as a child process for the duration of a ``with`` block."""
 
-    The child is always terminated and reaped with bounded waits, even if the block raises.
-    """
+    what = "stand-in collector"
 
     def __init__(
         self,
@@ -288,7 +232,7 @@ class StandinCollector:
         hmac_key_file: Path | None = None,
     ) -> None:
         self.directory = directory
-        self._cmd = [
+        cmd = [
             sys.executable,
             "-m",
             "edgeprof.testing.standin_collector",
@@ -302,10 +246,15 @@ class StandinCollector:
             f"--drop-ack={drop_ack}",
         ]
         if hmac_key_file is not None:
-            self._cmd.append(f"--hmac-key-file={hmac_key_file}")
-        self._start_timeout_s = start_timeout_s
-        self._proc: subprocess.Popen[str] | None = None
+            cmd.append(f"--hmac-key-file={hmac_key_file}")
+        super().__init__(cmd, start_timeout_s)
         self.port = 0
+
+    def ready(self, line: str) -> bool:
+        if not line.strip().isdigit():
+            return False
+        self.port = int(line)
+        return True
 
     @property
     def url(self) -> str:
@@ -315,48 +264,6 @@ class StandinCollector:
     def stored_ids(self) -> list[str]:
         """The report ids kept so far, sorted."""
         return sorted(p.name.removesuffix(".msgpack") for p in self.directory.glob("*.msgpack"))
-
-    def start(self) -> None:
-        """Start the process and wait (bounded) for the port line."""
-        proc = subprocess.Popen(
-            self._cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True
-        )
-        self._proc = proc
-        assert proc.stdout is not None
-        ready, _, _ = select.select([proc.stdout], [], [], self._start_timeout_s)
-        line = proc.stdout.readline() if ready else ""
-        if not line.strip().isdigit():
-            self.stop()
-            raise RuntimeError(f"the stand-in collector did not start (exit {proc.returncode})")
-        self.port = int(line)
-
-    def stop(self) -> None:
-        """Terminate, then kill if it lingers; always reaped."""
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        try:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-        finally:
-            if proc.stdout is not None:
-                proc.stdout.close()
-
-    def __enter__(self) -> StandinCollector:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,461 @@
+"""The collector's published contract, OpenAPI 3.0, written by hand.
+
+By hand because the interesting bodies are msgpack (a report is bytes whose schema is
+docs/report-format.md), which no framework describes well; CI runs schemathesis against the
+running server with this document, so it cannot drift from what the server does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgeprof import __version__
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+_JSON_ERROR = {"application/json": {"schema": _ERROR}}
+
+
+def _err(description: str) -> dict[str, Any]:
+    return {"description": description, "content": _JSON_ERROR}
+
+
+_AUTH_ERRORS = {
+    "401": _err("missing, unknown or revoked token"),
+    "403": _err("the token's role may not do this"),
+    "503": _err("the database is unavailable"),
+}
+
+_NUM = {"type": "number", "nullable": True}
+
+_LISTING = {
+    "type": "object",
+    "required": ["id", "created_ns", "model", "board_id", "device_id", "sha256", "gate_status"],
+    "properties": {
+        "id": {"type": "string"},
+        "created_ns": {"type": "integer"},
+        "received_ns": {"type": "integer"},
+        "schema_version": {"type": "array", "items": {"type": "integer"}},
+        "model": {
+            "type": "object",
+            "properties": {"name": {"type": "string"}, "sha256": {"type": "string"}},
+        },
+        "board_id": {"type": "string"},
+        "device_id": {"type": "string"},
+        "runner": {"type": "string"},
+        "count": {"type": "integer"},
+        "latency_p50_s": _NUM,
+        "latency_p95_s": _NUM,
+        "latency_p99_s": _NUM,
+        "rss_peak_bytes": _NUM,
+        "energy_per_inference_j": _NUM,
+        "power_mean_w": _NUM,
+        "size_bytes": {"type": "integer"},
+        "sha256": {"type": "string"},
+        "signed_by": {"type": "array", "items": {"type": "string"}},
+        "gate_status": {"type": "string", "enum": ["none", "pass", "fail", "incomplete"]},
+        "tags": {"type": "object", "additionalProperties": {"type": "string"}},
+    },
+}
+
+_TOKEN = {
+    "type": "object",
+    "required": ["id", "name", "role", "created_ns"],
+    "properties": {
+        "id": {"type": "string"},
+        "name": {"type": "string"},
+        "role": {"type": "string", "enum": ["device", "pipeline", "admin"]},
+        "created_ns": {"type": "integer"},
+        "revoked_ns": {"type": "integer", "nullable": True},
+        "token": {"type": "string"},
+    },
+}
+
+
+def _query(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema or {"type": "string"},
+    }
+
+
+def _path(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.0.3 document served at ``/openapi.json``."""
+    secured: list[dict[str, list[str]]] = [{"bearer": []}]
+    report_id = _path("report_id")
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "edgeprof collector",
+            "version": __version__,
+            "description": "Device reports in (signed msgpack, docs/report-format.md); "
+            "reports, summaries and gate decisions out.",
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {"error": {"type": "string"}},
+                },
+                "Listing": _LISTING,
+                "Token": _TOKEN,
+            },
+        },
+        "security": secured,
+        "paths": {
+            "/v1/reports": {
+                "post": {
+                    "summary": "Upload one report (device tokens)",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/msgpack": {
+                                "schema": {"type": "string", "format": "binary"}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "201": {
+                            "description": "stored",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["id"],
+                                        "properties": {
+                                            "id": {"type": "string"},
+                                            "duplicate": {"type": "boolean"},
+                                        },
+                                    }
+                                }
+                            },
+                        },
+                        "200": {
+                            "description": "already stored (same bytes): nothing changed",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["id"],
+                                        "properties": {
+                                            "id": {"type": "string"},
+                                            "duplicate": {"type": "boolean"},
+                                        },
+                                    }
+                                }
+                            },
+                        },
+                        "400": _err("not a msgpack edgeprof report (malformed, truncated)"),
+                        "409": _err("a different report with this id is stored"),
+                        "413": _err("body over the size limit"),
+                        "415": _err("not application/msgpack"),
+                        "422": _err("unknown schema version, failed validation, bad signature"),
+                        **_AUTH_ERRORS,
+                    },
+                },
+                "get": {
+                    "summary": "List reports by filter, oldest first, with cursor pagination",
+                    "parameters": [
+                        _query("model", "model name"),
+                        _query("model_sha256", "model file sha256"),
+                        _query("board", "board id"),
+                        _query("device", "device id"),
+                        _query("runner", "runner (tflite, tflm, mcu)"),
+                        _query("created_after", "Unix ns or ISO 8601 with zone (inclusive)"),
+                        _query("created_before", "Unix ns or ISO 8601 with zone (exclusive)"),
+                        {
+                            **_query("tag", "KEY:VALUE, repeatable (all must match)"),
+                            "schema": {"type": "array", "items": {"type": "string"}},
+                            "style": "form",
+                            "explode": True,
+                        },
+                        _query(
+                            "gate_status",
+                            "latest gate decision",
+                            {"type": "string", "enum": ["none", "pass", "fail", "incomplete"]},
+                        ),
+                        _query(
+                            "limit",
+                            "page size",
+                            {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+                        ),
+                        _query("cursor", "next_cursor of the previous page"),
+                        _query(
+                            "format",
+                            "json (default) or msgpack",
+                            {"type": "string", "enum": ["json", "msgpack"]},
+                        ),
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "one page",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["reports", "next_cursor"],
+                                        "properties": {
+                                            "reports": {
+                                                "type": "array",
+                                                "items": {"$ref": "#/components/schemas/Listing"},
+                                            },
+                                            "next_cursor": {"type": "string", "nullable": True},
+                                        },
+                                    }
+                                },
+                                "application/msgpack": {"schema": {"type": "object"}},
+                            },
+                        },
+                        "400": _err("a bad filter, limit or cursor"),
+                        **_AUTH_ERRORS,
+                    },
+                },
+            },
+            "/v1/reports/{report_id}": {
+                "get": {
+                    "summary": "The whole report, byte-identical to the upload",
+                    "parameters": [report_id],
+                    "responses": {
+                        "200": {
+                            "description": "the report",
+                            "content": {
+                                "application/msgpack": {
+                                    "schema": {"type": "string", "format": "binary"}
+                                }
+                            },
+                        },
+                        "404": _err("no such report"),
+                        **_AUTH_ERRORS,
+                    },
+                }
+            },
+            "/v1/reports/{report_id}/decisions": {
+                "get": {
+                    "summary": "Gate decisions that name this report",
+                    "parameters": [report_id],
+                    "responses": {
+                        "200": {
+                            "description": "decisions, oldest first",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["report_id", "decisions"],
+                                        "properties": {
+                                            "report_id": {"type": "string"},
+                                            "decisions": {
+                                                "type": "array",
+                                                "items": {"type": "object"},
+                                            },
+                                        },
+                                    }
+                                }
+                            },
+                        },
+                        "404": _err("no such report"),
+                        **_AUTH_ERRORS,
+                    },
+                }
+            },
+            "/v1/decisions": {
+                "post": {
+                    "summary": "Record a gate decision (pipeline tokens): an audit-log entry",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["decision", "inputs"],
+                                    "properties": {
+                                        "decision": {
+                                            "type": "string",
+                                            "enum": ["pass", "fail", "incomplete"],
+                                        },
+                                        "severity": {
+                                            "type": "string",
+                                            "nullable": True,
+                                            "enum": ["critical", "high", "medium", "low"],
+                                        },
+                                        "inputs": {
+                                            "type": "array",
+                                            "minItems": 1,
+                                            "items": {
+                                                "type": "object",
+                                                "required": ["report_id"],
+                                                "properties": {
+                                                    "report_id": {"type": "string"},
+                                                    "sha256": {"type": "string"},
+                                                    "role": {
+                                                        "type": "string",
+                                                        "enum": ["candidate", "baseline", "window"],
+                                                    },
+                                                },
+                                            },
+                                        },
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "201": {
+                            "description": "recorded",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["id"],
+                                        "properties": {"id": {"type": "string"}},
+                                    }
+                                }
+                            },
+                        },
+                        "400": _err("not a decision record"),
+                        "413": _err("body over the size limit"),
+                        **_AUTH_ERRORS,
+                    },
+                }
+            },
+            "/v1/models/{name}/summary": {
+                "get": {
+                    "summary": "Per board: latest, best and trend of p95, peak memory, energy",
+                    "parameters": [_path("name")],
+                    "responses": {
+                        "200": {
+                            "description": "the summary",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["model", "boards"],
+                                        "properties": {
+                                            "model": {"type": "string"},
+                                            "boards": {"type": "object"},
+                                        },
+                                    }
+                                }
+                            },
+                        },
+                        "400": _err("bad model name"),
+                        "404": _err("no reports of this model"),
+                        **_AUTH_ERRORS,
+                    },
+                }
+            },
+            "/v1/tokens": {
+                "get": {
+                    "summary": "List tokens (admin)",
+                    "responses": {
+                        "200": {
+                            "description": "every token, without secrets",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["tokens"],
+                                        "properties": {
+                                            "tokens": {
+                                                "type": "array",
+                                                "items": {"$ref": "#/components/schemas/Token"},
+                                            }
+                                        },
+                                    }
+                                }
+                            },
+                        },
+                        **_AUTH_ERRORS,
+                    },
+                },
+                "post": {
+                    "summary": "Create a token (admin); the secret is shown once",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["role", "name"],
+                                    "properties": {
+                                        "role": {
+                                            "type": "string",
+                                            "enum": ["device", "pipeline", "admin"],
+                                        },
+                                        "name": {
+                                            "type": "string",
+                                            "minLength": 1,
+                                            "maxLength": 128,
+                                        },
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "201": {
+                            "description": "created",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Token"}
+                                }
+                            },
+                        },
+                        "400": _err("bad role or name"),
+                        "413": _err("body over the size limit"),
+                        **_AUTH_ERRORS,
+                    },
+                },
+            },
+            "/v1/tokens/{token_id}": {
+                "delete": {
+                    "summary": "Revoke a token (admin)",
+                    "parameters": [_path("token_id")],
+                    "responses": {
+                        "200": {
+                            "description": "revoked",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Token"}
+                                }
+                            },
+                        },
+                        "404": _err("no such token"),
+                        **_AUTH_ERRORS,
+                    },
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "summary": "Liveness and database reachability",
+                    "security": [],
+                    "responses": {
+                        "200": {
+                            "description": "ok",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        },
+                        "503": _err("the database is unavailable"),
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "security": [],
+                    "responses": {
+                        "200": {
+                            "description": "text exposition format",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
+        },
+    }

@@ -1,0 +1,76 @@
+"""``edgeprof serve``: the collector app under uvicorn, on a socket bound before start.
+
+Binding first lets ``--port 0`` work (the chosen port is printed on the first line of stdout,
+for tests and for supervisors that hand out ports) and makes a port already in use an
+InputError with the port in it instead of a uvicorn traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+
+from edgeprof.collector.app import Settings, make_app
+from edgeprof.collector.db import open_database
+from edgeprof.errors import InputError
+
+ENV_DB = "EDGEPROF_COLLECTOR_DB"
+
+
+def default_database() -> str:
+    """$EDGEPROF_COLLECTOR_DB, else an SQLite file in the XDG data directory."""
+    if os.environ.get(ENV_DB):
+        return os.environ[ENV_DB]
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "share"
+    )
+    directory = Path(base) / "edgeprof"
+    directory.mkdir(parents=True, exist_ok=True)
+    return str(directory / "collector.sqlite3")
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(
+    database: str,
+    host: str = "127.0.0.1",
+    port: int = 8600,
+    *,
+    max_body_bytes: int,
+    access_log: bool = False,
+) -> None:
+    """Migrate the database, then serve until SIGINT/SIGTERM."""
+    import uvicorn
+
+    engine = open_database(database)
+    app = make_app(engine, Settings(max_body_bytes=max_body_bytes))
+    sock = bind(host, port)
+    bound = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    sys.stdout.write(f"edgeprof collector listening on http://{shown}:{bound}\n")
+    sys.stdout.flush()
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=access_log,
+        timeout_keep_alive=30,
+        limit_concurrency=2048,
+    )
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        engine.dispose()
