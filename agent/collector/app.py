@@ -56,6 +56,8 @@ MSGPACK_TYPES = ("application/msgpack", "application/x-msgpack", "application/vn
 _ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _SHA_RE = re.compile(r"[0-9a-f]{64}")
 _MAX_DECISION_BYTES = 4 * 1024 * 1024
+TEXT_MAX = 256
+_ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 @dataclass(frozen=True)
@@ -117,13 +119,22 @@ class _Api:
 
     # -- plumbing ------------------------------------------------------------------------
 
-    def route(self, path: str, methods: list[str], handler: Handler) -> Route:
-        """A route whose answers are counted and timed, and whose expected failures are 4xx."""
+    def route(self, path: str, handlers: dict[str, Handler]) -> Route:
+        """One route per path (so 405 answers list every method in Allow), its answers counted
+        and timed, and its expected failures turned into 4xx."""
+        allow = ", ".join(sorted({*handlers, *(["HEAD"] if "GET" in handlers else [])}))
 
         async def endpoint(request: Request) -> Response:
             start = time.perf_counter()
+            method = "GET" if request.method == "HEAD" else request.method
+            handler = handlers.get(method)
             try:
-                response = await handler(request)
+                if handler is None:
+                    response = _error(
+                        405, f"{request.method} is not allowed here", {"Allow": allow}
+                    )
+                else:
+                    response = await handler(request)
             except Refused as exc:
                 headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
                 response = _error(exc.status, exc.message, headers)
@@ -140,7 +151,7 @@ class _Api:
             self.metrics.seconds.labels(path).observe(time.perf_counter() - start)
             return response
 
-        return Route(path, endpoint, methods=methods)
+        return Route(path, endpoint, methods=_ALL_METHODS)
 
     async def auth(self, request: Request, *roles: Role) -> TokenInfo:
         header = request.headers.get("authorization", "")
@@ -224,9 +235,10 @@ class _Api:
             tags=[_tag(t) for t in q.getlist("tag")],
             gate_status=gate,
         )
-        for value in (flt.model, flt.board, flt.device, flt.runner, q.get("cursor")):
-            if value is not None and ("\x00" in value or len(value) > 1024):
-                raise InputError("a query parameter is too long or holds a NUL character")
+        for name in ("model", "board", "device", "runner"):
+            value = q.get(name)
+            if value is not None and ("\x00" in value or len(value) > TEXT_MAX):
+                raise InputError(f"{name}: at most {TEXT_MAX} characters, no NUL")
         limit_text = q.get("limit", "100")
         if not limit_text.isdigit():
             raise InputError("limit: a whole number")
@@ -266,7 +278,7 @@ class _Api:
     async def model_summary(self, request: Request) -> Response:
         await self.auth(request, Role.PIPELINE, Role.ADMIN)
         name = request.path_params["name"]
-        if "\x00" in name or len(name) > 256:
+        if "\x00" in name or len(name) > TEXT_MAX:
             raise InputError("model name too long or holds a NUL character")
         summary = await run_in_threadpool(repo.model_summary, self.engine, name)
         if summary is None:
@@ -344,7 +356,9 @@ def _time_ns(value: str | None, name: str) -> int | None:
     """Unix nanoseconds, or an ISO 8601 time with its zone (``2026-12-02T10:00:00Z``)."""
     if value is None:
         return None
-    if value.isdigit() and len(value) <= 19:
+    if value.isdigit():
+        if len(value) > 19 or int(value) >= 2**63:
+            raise InputError(f"{name}: out of range")
         return int(value)
     try:
         when = datetime.fromisoformat(value)
@@ -362,6 +376,8 @@ def _tag(value: str) -> tuple[str, str]:
     key, sep, val = value.partition(":")
     if not sep or not key:
         raise InputError(f"tag: expected KEY:VALUE, got {value[:60]!r}")
+    if "\x00" in value or len(key) > 128 or len(val) > 1024:
+        raise InputError("tag: keys up to 128 characters, values up to 1024, no NUL")
     return key, val
 
 
@@ -380,17 +396,15 @@ def make_app(engine: Engine, settings: Settings | None = None) -> Starlette:
     api = _Api(engine, settings or Settings())
     r = api.route
     routes = [
-        r("/v1/reports", ["POST"], api.post_report),
-        r("/v1/reports", ["GET"], api.list_reports),
-        r("/v1/reports/{report_id}", ["GET"], api.get_report),
-        r("/v1/reports/{report_id}/decisions", ["GET"], api.report_decisions),
-        r("/v1/decisions", ["POST"], api.post_decision),
-        r("/v1/models/{name}/summary", ["GET"], api.model_summary),
-        r("/v1/tokens", ["GET"], api.get_tokens),
-        r("/v1/tokens", ["POST"], api.post_token),
-        r("/v1/tokens/{token_id}", ["DELETE"], api.delete_token),
-        r("/healthz", ["GET"], api.healthz),
-        r("/metrics", ["GET"], api.metrics_endpoint),
-        r("/openapi.json", ["GET"], api.openapi),
+        r("/v1/reports", {"POST": api.post_report, "GET": api.list_reports}),
+        r("/v1/reports/{report_id}", {"GET": api.get_report}),
+        r("/v1/reports/{report_id}/decisions", {"GET": api.report_decisions}),
+        r("/v1/decisions", {"POST": api.post_decision}),
+        r("/v1/models/{name}/summary", {"GET": api.model_summary}),
+        r("/v1/tokens", {"GET": api.get_tokens, "POST": api.post_token}),
+        r("/v1/tokens/{token_id}", {"DELETE": api.delete_token}),
+        r("/healthz", {"GET": api.healthz}),
+        r("/metrics", {"GET": api.metrics_endpoint}),
+        r("/openapi.json", {"GET": api.openapi}),
     ]
     return Starlette(routes=routes)

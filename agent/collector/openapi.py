@@ -10,6 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from edgeprof import __version__
+from edgeprof.collector.repository import CURSOR_PATTERN, SHA256_PATTERN, UUID_PATTERN
+from edgeprof.collector.tokens import NAME_PATTERN
+
+_TEXT = {"type": "string", "maxLength": 256, "pattern": "^[^\\x00]*$"}
+_NS = {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
+_TAG = {"type": "string", "pattern": "^[^:\\x00]{1,128}:[^\\x00]{0,1024}$"}
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _JSON_ERROR = {"application/json": {"schema": _ERROR}}
@@ -81,14 +87,14 @@ def _query(name: str, description: str, schema: dict[str, Any] | None = None) ->
     }
 
 
-def _path(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+def _path(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": schema}
 
 
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.0.3 document served at ``/openapi.json``."""
     secured: list[dict[str, list[str]]] = [{"bearer": []}]
-    report_id = _path("report_id")
+    report_id = _path("report_id", {"type": "string", "pattern": UUID_PATTERN})
     return {
         "openapi": "3.0.3",
         "info": {
@@ -113,6 +119,7 @@ def openapi_document() -> dict[str, Any]:
         "paths": {
             "/v1/reports": {
                 "post": {
+                    "operationId": "uploadReport",
                     "summary": "Upload one report (device tokens)",
                     "requestBody": {
                         "required": True,
@@ -164,16 +171,24 @@ def openapi_document() -> dict[str, Any]:
                 "get": {
                     "summary": "List reports by filter, oldest first, with cursor pagination",
                     "parameters": [
-                        _query("model", "model name"),
-                        _query("model_sha256", "model file sha256"),
-                        _query("board", "board id"),
-                        _query("device", "device id"),
-                        _query("runner", "runner (tflite, tflm, mcu)"),
-                        _query("created_after", "Unix ns or ISO 8601 with zone (inclusive)"),
-                        _query("created_before", "Unix ns or ISO 8601 with zone (exclusive)"),
+                        _query("model", "model name", _TEXT),
+                        _query(
+                            "model_sha256",
+                            "model file sha256",
+                            {"type": "string", "pattern": SHA256_PATTERN},
+                        ),
+                        _query("board", "board id", _TEXT),
+                        _query("device", "device id", _TEXT),
+                        _query("runner", "runner (tflite, tflm, mcu)", _TEXT),
+                        _query(
+                            "created_after",
+                            "Unix ns, inclusive (the server also takes ISO 8601 with a zone)",
+                            _NS,
+                        ),
+                        _query("created_before", "Unix ns, exclusive (or ISO 8601)", _NS),
                         {
                             **_query("tag", "KEY:VALUE, repeatable (all must match)"),
-                            "schema": {"type": "array", "items": {"type": "string"}},
+                            "schema": {"type": "array", "items": _TAG},
                             "style": "form",
                             "explode": True,
                         },
@@ -187,7 +202,11 @@ def openapi_document() -> dict[str, Any]:
                             "page size",
                             {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
                         ),
-                        _query("cursor", "next_cursor of the previous page"),
+                        _query(
+                            "cursor",
+                            "next_cursor of the previous page: <created_ns>_<report id>",
+                            {"type": "string", "pattern": CURSOR_PATTERN},
+                        ),
                         _query(
                             "format",
                             "json (default) or msgpack",
@@ -283,7 +302,7 @@ def openapi_document() -> dict[str, Any]:
                                         "severity": {
                                             "type": "string",
                                             "nullable": True,
-                                            "enum": ["critical", "high", "medium", "low"],
+                                            "enum": ["critical", "high", "medium", "low", None],
                                         },
                                         "inputs": {
                                             "type": "array",
@@ -292,8 +311,14 @@ def openapi_document() -> dict[str, Any]:
                                                 "type": "object",
                                                 "required": ["report_id"],
                                                 "properties": {
-                                                    "report_id": {"type": "string"},
-                                                    "sha256": {"type": "string"},
+                                                    "report_id": {
+                                                        "type": "string",
+                                                        "pattern": UUID_PATTERN,
+                                                    },
+                                                    "sha256": {
+                                                        "type": "string",
+                                                        "pattern": SHA256_PATTERN,
+                                                    },
                                                     "role": {
                                                         "type": "string",
                                                         "enum": ["candidate", "baseline", "window"],
@@ -328,7 +353,7 @@ def openapi_document() -> dict[str, Any]:
             "/v1/models/{name}/summary": {
                 "get": {
                     "summary": "Per board: latest, best and trend of p95, peak memory, energy",
-                    "parameters": [_path("name")],
+                    "parameters": [_path("name", _TEXT)],
                     "responses": {
                         "200": {
                             "description": "the summary",
@@ -389,11 +414,7 @@ def openapi_document() -> dict[str, Any]:
                                             "type": "string",
                                             "enum": ["device", "pipeline", "admin"],
                                         },
-                                        "name": {
-                                            "type": "string",
-                                            "minLength": 1,
-                                            "maxLength": 128,
-                                        },
+                                        "name": {"type": "string", "pattern": NAME_PATTERN},
                                     },
                                 }
                             }
@@ -417,7 +438,7 @@ def openapi_document() -> dict[str, Any]:
             "/v1/tokens/{token_id}": {
                 "delete": {
                     "summary": "Revoke a token (admin)",
-                    "parameters": [_path("token_id")],
+                    "parameters": [_path("token_id", {"type": "string", "pattern": UUID_PATTERN})],
                     "responses": {
                         "200": {
                             "description": "revoked",

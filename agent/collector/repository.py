@@ -8,10 +8,9 @@ uploads of one report id exactly one insert wins; the others see the key taken a
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import math
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,6 +25,10 @@ from edgeprof.errors import InputError
 from edgeprof.report import uuid7
 
 GATE_STATUSES = ("none", "pass", "fail", "incomplete")
+UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
+_UUID_RE = re.compile(UUID_PATTERN)
+_SHA_RE = re.compile(SHA256_PATTERN)
 MAX_PAGE = 1000
 TREND_POINTS = 50
 
@@ -126,28 +129,25 @@ class ReportFilter:
         return out
 
 
+CURSOR_PATTERN = r"^[0-8]?[0-9]{1,18}_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+_CURSOR_RE = re.compile(CURSOR_PATTERN)
+
+
 def encode_cursor(created_ns: int, report_id: str) -> str:
-    raw = json.dumps([created_ns, report_id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    """``<created_ns>_<id>``: the keyset position after which the next page starts.
+
+    Not opaque on purpose: any position is a valid cursor (a report need not exist there), so
+    the API can publish its exact pattern and a pipeline can resume from a stored position.
+    """
+    return f"{created_ns}_{report_id}"
 
 
 def decode_cursor(cursor: str) -> tuple[int, str]:
-    """An opaque cursor back to (created_ns, id); InputError for anything else."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        value = json.loads(raw)
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise InputError("cursor: not a cursor this collector issued") from None
-    if (
-        not isinstance(value, list)
-        or len(value) != 2
-        or not isinstance(value[0], int)
-        or isinstance(value[0], bool)
-        or not isinstance(value[1], str)
-        or not 0 <= value[0] < 2**63
-    ):
-        raise InputError("cursor: not a cursor this collector issued")
-    return value[0], value[1]
+    """A cursor back to (created_ns, id); InputError for anything else."""
+    if not _CURSOR_RE.fullmatch(cursor):
+        raise InputError("cursor: expected <created_ns>_<report id>, as next_cursor gives it")
+    created, report_id = cursor.split("_", 1)
+    return int(created), report_id
 
 
 def _finite(v: float | None) -> float | None:
@@ -308,8 +308,11 @@ def add_decision(engine: Engine, record: dict[str, Any], posted_by: str) -> str:
         if role not in ("candidate", "baseline", "window"):
             raise InputError(f"inputs[]: unknown role {role!r}")
         rid = item["report_id"]
-        if len(rid) > 36 or "\x00" in rid:
-            raise InputError("inputs[]: report_id is not a report id")
+        if not _UUID_RE.fullmatch(rid):
+            raise InputError("inputs[]: report_id is not a report id (a lowercase UUID)")
+        sha = item.get("sha256", "0" * 64)
+        if not (isinstance(sha, str) and _SHA_RE.fullmatch(sha)):
+            raise InputError("inputs[]: sha256 is 64 lowercase hex digits")
         links.setdefault(rid, role)
     severity = record.get("severity")
     if severity is not None and severity not in ("critical", "high", "medium", "low"):

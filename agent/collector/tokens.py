@@ -11,6 +11,7 @@ nothing against a secret that cannot be guessed); the token itself is shown once
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -61,9 +62,18 @@ class TokenInfo:
         }
 
 
+NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]{1,128}$"
+_NAME_RE = re.compile(NAME_PATTERN)
+
+
 def _check_name(name: str) -> str:
-    if not name or len(name) > 128 or not name.isprintable():
-        raise InputError("a token name is 1 to 128 printable characters")
+    """1 to 128 characters, no control characters, encodable (no lone surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError("a token name must be valid Unicode text") from None
+    if not _NAME_RE.fullmatch(name):
+        raise InputError("a token name is 1 to 128 characters without control characters")
     return name
 
 

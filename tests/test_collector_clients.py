@@ -1,0 +1,136 @@
+"""The command-line clients against the real collector: ``push`` from a device's spool,
+``pull`` for pipelines, ``collector token/key`` for administrators (all as subprocesses)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import msgpack
+from collector_fixtures import Deployment, backend, collector
+
+from edgeprof.store import save_report
+from edgeprof.testing.sample_reports import minimal_report
+
+__all__ = ["backend", "collector"]
+
+
+def edgeprof(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "edgeprof", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def token_file(tmp: Path, name: str, secret: str) -> str:
+    path = tmp / name
+    path.write_text(secret + "\n")
+    path.chmod(0o600)
+    return str(path)
+
+
+def test_push_from_the_spool_then_pull_byte_identical(
+    collector: Deployment, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    sent: dict[str, bytes] = {}
+    for i in range(4):
+        r = minimal_report(model="kws" if i % 2 else "cnn", tags={"rig": "r1"})
+        body = collector.signed(r)
+        save_report(body, r["report_id"], store)
+        sent[r["report_id"]] = body
+    dev = token_file(tmp_path, "dev.tok", collector.device_token)
+    pipe = token_file(tmp_path, "pipe.tok", collector.pipeline_token)
+
+    pushed = edgeprof("push", "--url", collector.url, "--token-file", dev, "--store", str(store))
+    assert pushed.returncode == 0, pushed.stderr
+    assert "4 sent" in pushed.stdout
+
+    out = tmp_path / "pulled"
+    pulled = edgeprof("pull", "--url", collector.url, "--token-file", pipe, "--out", str(out))
+    assert pulled.returncode == 0, pulled.stderr
+    assert "pulled 4 new" in pulled.stdout
+    assert {p.stem: p.read_bytes() for p in out.glob("*.msgpack")} == sent
+    again = edgeprof("pull", "--url", collector.url, "--token-file", pipe, "--out", str(out))
+    assert "pulled 0 new report(s)" in again.stdout
+    assert "(4 already there)" in again.stdout
+
+    listed = edgeprof(
+        "pull", "--url", collector.url, "--token-file", pipe, "--list", "--model", "kws"
+    )
+    items = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert len(items) == 2
+    assert {i["model"]["name"] for i in items} == {"kws"}
+
+    streamed = subprocess.run(
+        [sys.executable, "-m", "edgeprof", "pull", "--url", collector.url, "--token-file", pipe,
+         "--out", "-", "--tag", "rig:r1", "--max", "3"],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert streamed.returncode == 0
+    unpacker = msgpack.Unpacker(raw=False)
+    unpacker.feed(streamed.stdout)
+    maps = list(unpacker)
+    assert len(maps) == 3
+    assert {m["report_id"] for m in maps} <= set(sent)
+
+
+def test_pull_with_a_device_token_is_refused_with_a_reason(
+    collector: Deployment, tmp_path: Path
+) -> None:
+    dev = token_file(tmp_path, "dev.tok", collector.device_token)
+    result = edgeprof("pull", "--url", collector.url, "--token-file", dev, "--list")
+    assert result.returncode == 2
+    assert "HTTP 403" in result.stderr
+    assert "device token cannot do this" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_token_and_key_administration(collector: Deployment, tmp_path: Path) -> None:
+    db = collector.server.db
+    made = edgeprof("collector", "token", "create", "--db", db, "--role", "device", "--name", "x")
+    assert made.returncode == 0, made.stderr
+    secret = made.stdout.strip()
+    assert secret.startswith("epd_")
+    assert collector.upload(collector.signed(minimal_report()), token=secret)[0] == 201
+
+    listed = edgeprof("collector", "token", "list", "--db", db, "--json")
+    mine = [t for t in json.loads(listed.stdout) if t["name"] == "x"]
+    assert len(mine) == 1
+    assert secret not in listed.stdout
+    revoked = edgeprof("collector", "token", "revoke", "--db", db, mine[0]["id"])
+    assert revoked.returncode == 0
+    assert collector.upload(collector.signed(minimal_report()), token=secret)[0] == 401
+
+    bad = edgeprof("collector", "token", "create", "--db", db, "--role", "root", "--name", "y")
+    assert bad.returncode == 2
+
+    keys = edgeprof("collector", "key", "list", "--db", db)
+    assert "test-device" in keys.stdout
+    kid = keys.stdout.split()[0]
+    assert edgeprof("collector", "key", "revoke", "--db", db, kid).returncode == 0
+    status, answer = collector.upload(collector.signed(minimal_report()))
+    if "hmac_sha256" in keys.stdout.splitlines()[0]:
+        # the Ed25519 key still vouches for the device; revoke it too
+        assert status == 201
+        kid2 = keys.stdout.splitlines()[1].split()[0]
+        assert edgeprof("collector", "key", "revoke", "--db", db, kid2).returncode == 0
+        status, answer = collector.upload(collector.signed(minimal_report()))
+    assert status == 422
+    assert "trusts" in answer["error"]
+
+
+def test_serve_refuses_a_bad_database_url_in_one_line(tmp_path: Path) -> None:
+    result = edgeprof("serve", "--db", "mysql://nope", "--port", "0", timeout=30)
+    assert result.returncode == 2
+    assert "unsupported database URL" in result.stderr
+    result = edgeprof("serve", "--db", str(tmp_path / "missing" / "c.db"), timeout=30)
+    assert result.returncode == 2
+    assert "does not exist" in result.stderr
