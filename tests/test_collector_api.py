@@ -294,11 +294,13 @@ def test_model_summary_per_board(collector: Deployment) -> None:
 
 def test_decisions_are_kept_and_mark_the_candidate(collector: Deployment) -> None:
     r = minimal_report()
-    collector.upload(collector.signed(r))
+    body = collector.signed(r)
+    collector.upload(body)
+    sha = hashlib.sha256(body).hexdigest()
     record = {
         "decision": "fail",
         "severity": "high",
-        "inputs": [{"report_id": r["report_id"], "sha256": "00", "role": "candidate"}],
+        "inputs": [{"report_id": r["report_id"], "sha256": sha, "role": "candidate"}],
         "justification": "p95 over 100 ms",
     }
     status, _data, _ = collector.request(

@@ -128,6 +128,7 @@ class _Api:
             start = time.perf_counter()
             method = "GET" if request.method == "HEAD" else request.method
             handler = handlers.get(method)
+            response: Response
             try:
                 if handler is None:
                     response = _error(

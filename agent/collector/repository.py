@@ -42,39 +42,55 @@ class Stored:
 
 
 def ingest(engine: Engine, body: bytes, uploaded_by: str) -> Stored:
-    """Decode, validate, verify and store one uploaded report; Refused for bad input."""
+    """Decode, validate, verify and store one uploaded report; Refused for bad input.
+
+    One pooled connection does the key look-ups and the insert: SQLite takes its write lock
+    only at the first INSERT, so the look-ups never hold it.
+    """
     wire, report = decode_upload(body)
+    try:
+        with engine.begin() as conn:
+            row = index_row(report, body, check_signature(conn, wire))
+            _insert(conn, row, body, uploaded_by)
+    except sa.exc.IntegrityError:
+        return _taken(engine, index_row(report, body, ""))
+    return Stored(row.id, created=True)
+
+
+def _insert(conn: Connection, row: IngestRow, body: bytes, uploaded_by: str) -> None:
+    conn.execute(
+        reports.insert().values(
+            **row.columns(), received_ns=time.time_ns(), uploaded_by=uploaded_by
+        )
+    )
+    conn.execute(report_bodies.insert().values(id=row.id, body=body))
+    if row.tags:
+        conn.execute(
+            report_tags.insert(),
+            [{"report_id": row.id, "key": k, "value": v} for k, v in row.tags.items()],
+        )
+
+
+def _taken(engine: Engine, row: IngestRow) -> Stored:
+    """The id is taken: the same bytes are a duplicate, other bytes a conflict."""
     with engine.connect() as conn:
-        signed_by = check_signature(conn, wire)
-    row = index_row(report, body, signed_by)
-    return store(engine, row, body, uploaded_by)
+        stored_sha = conn.execute(
+            sa.select(reports.c.sha256).where(reports.c.id == row.id)
+        ).scalar()
+    if stored_sha is None:  # cannot happen: a taken primary key belongs to a committed row
+        raise RuntimeError(f"report {row.id}: insert refused but no row holds the id")
+    if stored_sha != row.sha256:
+        raise Refused(409, f"a different report with id {row.id} is already stored")
+    return Stored(row.id, created=False)
 
 
 def store(engine: Engine, row: IngestRow, body: bytes, uploaded_by: str) -> Stored:
-    """Insert row, body and tags in one transaction; a taken id is a duplicate or a conflict."""
+    """Insert an already checked row, body and tags in one transaction (bulk loads, tests)."""
     try:
         with engine.begin() as conn:
-            conn.execute(
-                reports.insert().values(
-                    **row.columns(), received_ns=time.time_ns(), uploaded_by=uploaded_by
-                )
-            )
-            conn.execute(report_bodies.insert().values(id=row.id, body=body))
-            if row.tags:
-                conn.execute(
-                    report_tags.insert(),
-                    [{"report_id": row.id, "key": k, "value": v} for k, v in row.tags.items()],
-                )
+            _insert(conn, row, body, uploaded_by)
     except sa.exc.IntegrityError:
-        with engine.connect() as conn:
-            stored_sha = conn.execute(
-                sa.select(reports.c.sha256).where(reports.c.id == row.id)
-            ).scalar()
-        if stored_sha is None:  # lost a race with a transaction that then rolled back
-            raise
-        if stored_sha != row.sha256:
-            raise Refused(409, f"a different report with id {row.id} is already stored") from None
-        return Stored(row.id, created=False)
+        return _taken(engine, row)
     return Stored(row.id, created=True)
 
 

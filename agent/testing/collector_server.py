@@ -9,14 +9,24 @@ file, or a new database on the PostgreSQL server named by ``$EDGEPROF_TEST_PG_UR
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import secrets
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import sqlalchemy as sa
+
+from edgeprof.collector.db import open_database
+from edgeprof.collector.keys import add_key, keys_from_dir
+from edgeprof.collector.tokens import Role, create_token
+from edgeprof.report import encode
+from edgeprof.signing import Keys, init_keys, sign
 from edgeprof.testing.child import ChildServer
 
 ENV_PG = "EDGEPROF_TEST_PG_URL"
@@ -82,3 +92,73 @@ def fresh_database(backend: str, tmp: Path) -> Iterator[str]:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+
+@dataclass
+class Deployment:
+    """A running collector with its database, tokens and one enrolled device."""
+
+    server: CollectorProcess
+    engine: sa.Engine
+    keys: Keys
+    device_token: str
+    pipeline_token: str
+    admin_token: str
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def signed(self, report: dict[str, Any]) -> bytes:
+        return encode(sign(report, self.keys))
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None = None,
+        body: bytes | None = None,
+        ctype: str | None = "application/msgpack",
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, bytes, dict[str, str]]:
+        h = dict(headers or {})
+        if token is not None:
+            h["Authorization"] = f"Bearer {token}"
+        if body is not None and ctype is not None:
+            h["Content-Type"] = ctype
+        conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=60)
+        try:
+            conn.request(method, path, body=body, headers=h)
+            resp = conn.getresponse()
+            return resp.status, resp.read(), {k.lower(): v for k, v in resp.getheaders()}
+        finally:
+            conn.close()
+
+    def upload(self, body: bytes, token: str | None = None) -> tuple[int, Any]:
+        status, data, _ = self.request(
+            "POST", "/v1/reports", token=token or self.device_token, body=body
+        )
+        return status, json.loads(data)
+
+    def get_json(self, path: str, token: str | None = None) -> tuple[int, Any]:
+        status, data, _ = self.request("GET", path, token=token or self.pipeline_token)
+        return status, json.loads(data)
+
+    def stored(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.text("SELECT count(*) FROM reports")).scalar() or 0)
+
+
+def deploy(db: str, tmp: Path, keys: Keys | None = None, **server_options: Any) -> Deployment:
+    """Migrate ``db``, enrol a device key (fresh unless given) and create tokens; the server
+    is not started yet (``with d.server:``)."""
+    engine = open_database(db, pool_size=2)
+    if keys is None:
+        keys = init_keys(directory=tmp / f"device-keys-{secrets.token_hex(4)}")
+    for kind, material in keys_from_dir(keys.directory):
+        add_key(engine, kind, material, "test-device")
+    _, device = create_token(engine, Role.DEVICE, "device")
+    _, pipeline = create_token(engine, Role.PIPELINE, "pipeline")
+    _, admin = create_token(engine, Role.ADMIN, "admin")
+    return Deployment(CollectorProcess(db, **server_options), engine, keys, device, pipeline, admin)
