@@ -43,15 +43,16 @@ def entry_hash(line: bytes) -> str:
     return hashlib.sha256(line).hexdigest()
 
 
-def _json_safe(obj: Any) -> Any:
+def json_safe(obj: Any) -> Any:
+    """JSON-ready: NaN and infinities become null, numpy scalars plain numbers."""
     if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
+        return {str(k): json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
+        return [json_safe(v) for v in obj]
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
-        return _json_safe(obj.item())
+        return json_safe(obj.item())
     return obj
 
 
@@ -96,7 +97,7 @@ def append(path: str | os.PathLike[str], body: dict[str, Any]) -> dict[str, Any]
             prev = entry_hash(last)
         now = time.time_ns()
         entry = {
-            **_json_safe(body),
+            **json_safe(body),
             "v": LOG_VERSION,
             "seq": seq,
             "time": datetime.fromtimestamp(now / 1e9, UTC).isoformat(timespec="milliseconds"),

@@ -9,7 +9,6 @@ which the main group prints as one line).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -21,8 +20,8 @@ import click
 from edgeprof.audit import append, verify_log
 from edgeprof.errors import InputError
 from edgeprof.gate import FAIL, NOT_EVALUATED, PASS, WARN, Decision, evaluate
+from edgeprof.gate_inputs import CollectorSource, load_file
 from edgeprof.policy import load_policy
-from edgeprof.report import decode_wire, from_wire
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 _COLOURS = {PASS: "green", WARN: "yellow", FAIL: "red", NOT_EVALUATED: "magenta"}
@@ -37,45 +36,6 @@ class _DefaultGroup(click.Group):
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
             args = [self.default_command, *args]
         return super().parse_args(ctx, args)
-
-
-class Loaded:
-    """A report read for gating: the report, its path, file sha256 and signature status."""
-
-    def __init__(self, report: dict[str, Any], path: Path, sha256: str, signature: str) -> None:
-        self.report, self.path, self.sha256, self.signature = report, path, sha256, signature
-
-
-def load_for_gate(path: Path, allow_unsigned: bool) -> Loaded:
-    """Read, validate and verify a report; refuse tampered ones, and unsigned ones by default."""
-    from edgeprof.signing import load_keys, verify_wire
-
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    wire = decode_wire(data, str(path))
-    report = from_wire(wire, str(path))
-    check = verify_wire(wire, load_keys())
-    if check.failed:
-        raise InputError(f"{path}: refused: signature mismatch: {check.message()}")
-    if not check.verified and not allow_unsigned:
-        why = "unsigned report" if not check.present else f"signature {check.message()}"
-        raise InputError(f"{path}: refused: {why} (pass --allow-unsigned to gate it anyway)")
-    return Loaded(report, path, hashlib.sha256(data).hexdigest(), check.message())
-
-
-def _input(role: str, item: Loaded) -> dict[str, Any]:
-    r = item.report
-    return {
-        "role": role,
-        "path": os.fspath(item.path),
-        "report_id": r["report_id"],
-        "sha256": item.sha256,
-        "signature": item.signature,
-        "board_id": r["device"]["board_id"],
-        "model": {"name": r["model"]["name"], "sha256": r["model"]["sha256"]},
-    }
 
 
 def audit_body(
@@ -137,55 +97,120 @@ def gate_group() -> None:
 
 
 @gate_group.command("check")
-@click.argument("reports", nargs=-1, required=True, type=_FILE)
+@click.argument("reports", nargs=-1, type=_FILE)
 @click.option("--policy", "policy_file", type=_FILE, help="Policy TOML (default: shipped).")
-@click.option("--baseline", type=_FILE, help="Report to test for regressions against.")
+@click.option(
+    "--baseline",
+    help="Report file to test for regressions against, or `last-approved` (with --collector: "
+    "the newest passed run of the same model on the same board).",
+)
 @click.option(
     "--window", multiple=True, type=_FILE, help="Earlier run for drift (repeat for a window)."
+)
+@click.option(
+    "--drift-window",
+    type=click.IntRange(min=1),
+    help="With --collector: the N runs of the same model and board before the candidate.",
 )
 @click.option("--audit-log", type=_FILE, help="Append the decision to this hash-chained log.")
 @click.option("--allow-unsigned", is_flag=True, help="Gate reports without a verified signature.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable decision on stdout.")
+@click.option("--collector", "collector_url", help="Pull reports from this collector (base URL).")
+@click.option("--token", default=None, help="Pipeline token for --collector (prefer a file).")
+@click.option("--token-file", type=_FILE, default=None, help="Read the pipeline token here.")
+@click.option("--model", help="With --collector: the model name to gate.")
+@click.option("--model-sha256", help="With --collector: the model file's sha256.")
+@click.option("--board", help="With --collector: only this board.")
+@click.option("--device", help="With --collector: only this device.")
+@click.option("--tag", multiple=True, metavar="KEY:VALUE", help="With --collector: repeatable.")
+@click.option(
+    "--latest",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="With --collector: gate the newest N matching reports.",
+)
+@click.option("--no-post", is_flag=True, help="With --collector: do not record the decision there.")
 def check(
     reports: tuple[Path, ...],
     policy_file: Path | None,
-    baseline: Path | None,
+    baseline: str | None,
     window: tuple[Path, ...],
+    drift_window: int | None,
     audit_log: Path | None,
     allow_unsigned: bool,
     as_json: bool,
+    collector_url: str | None,
+    token: str | None,
+    token_file: Path | None,
+    tag: tuple[str, ...],
+    latest: int,
+    no_post: bool,
+    **filters: str | None,
 ) -> None:
-    """Evaluate REPORTS: exit 0 pass, 1 fail, 2 could not evaluate."""
+    """Evaluate REPORTS (files, or --collector with filters): exit 0 pass, 1 fail, 2 could not
+    evaluate."""
     policy = load_policy(policy_file)
-    current = [load_for_gate(p, allow_unsigned) for p in reports]
-    base = load_for_gate(baseline, allow_unsigned) if baseline is not None else None
-    past = [load_for_gate(p, allow_unsigned) for p in window]
+    source = None
+    if collector_url is not None:
+        from edgeprof.pull import Client
+        from edgeprof.uplink import resolve_token
+
+        source = CollectorSource(Client.make(collector_url, resolve_token(token, token_file)))
+    elif any(v is not None for v in filters.values()) or tag or drift_window:
+        raise InputError("--model/--board/--device/--tag/--drift-window need --collector")
+    current = [load_file(p, allow_unsigned) for p in reports]
+    if source is not None:
+        clean = {k: v for k, v in filters.items() if v is not None}
+        if clean or tag or not current:
+            current += source.candidates(clean, list(tag), latest)
+    if not current:
+        raise InputError("gate: give report files, or --collector with filters")
+    base = None
+    if baseline == "last-approved":
+        if source is None:
+            raise InputError("--baseline last-approved needs --collector")
+        base = source.last_approved(current[-1].report)
+    elif baseline is not None:
+        base = load_file(Path(baseline), allow_unsigned)
+    past = [load_file(p, allow_unsigned) for p in window]
+    if drift_window is not None and source is not None:
+        past += source.window(current[-1].report, drift_window)
     decision = evaluate(
         [c.report for c in current],
         policy,
         baseline=base.report if base is not None else None,
         window=[w.report for w in past] or None,
     )
-    inputs = [_input("report", c) for c in current]
-    inputs += [_input("baseline", base)] if base is not None else []
-    inputs += [_input("window", w) for w in past]
-    entry = None
-    if audit_log is not None:
-        entry = append(audit_log, audit_body(decision, inputs, policy.origin))
+    inputs = [c.describe("report") for c in current]
+    inputs += [base.describe("baseline")] if base is not None else []
+    inputs += [w.describe("window") for w in past]
+    body = audit_body(decision, inputs, policy.origin)
+    entry = append(audit_log, body) if audit_log is not None else None
+    posted = None
+    if source is not None and not no_post:
+        record = {**body, "audit": _audit_ref(audit_log, entry)}
+        posted = source.post_decision(decision.outcome, decision.severity, inputs, record)
     if as_json:
         doc = {**decision.to_json(), "inputs": inputs}
         if entry is not None and audit_log is not None:
-            doc["audit"] = {
-                "path": os.fspath(audit_log),
-                "seq": entry["seq"],
-                "sha256": entry["sha256"],
-            }
+            doc["audit"] = _audit_ref(audit_log, entry)
+        if posted is not None:
+            doc["collector_decision_id"] = posted
         click.echo(json.dumps(doc, indent=2))
     else:
         click.echo(render(decision))
         if entry is not None:
             click.echo(f"audit: {audit_log} entry {entry['seq']} ({entry['sha256'][:16]})")
+        if posted is not None:
+            click.echo(f"collector: decision {posted} recorded")
     sys.exit(decision.exit_code)
+
+
+def _audit_ref(path: Path | None, entry: dict[str, Any] | None) -> dict[str, Any] | None:
+    if path is None or entry is None:
+        return None
+    return {"path": os.fspath(path), "seq": entry["seq"], "sha256": entry["sha256"]}
 
 
 @gate_group.command("verify-log")

@@ -214,7 +214,7 @@ class _Api:
         q = request.query_params
         known = {
             "model", "model_sha256", "board", "device", "runner", "created_after",
-            "created_before", "tag", "gate_status", "limit", "cursor", "format",
+            "created_before", "tag", "gate_status", "limit", "cursor", "format", "order",
         }  # fmt: skip
         unknown = sorted(set(q.keys()) - known)
         if unknown:
@@ -240,12 +240,19 @@ class _Api:
             value = q.get(name)
             if value is not None and ("\x00" in value or len(value) > TEXT_MAX):
                 raise InputError(f"{name}: at most {TEXT_MAX} characters, no NUL")
+        order = q.get("order", "asc")
+        if order not in ("asc", "desc"):
+            raise InputError("order: asc (oldest first, the default) or desc")
         limit_text = q.get("limit", "100")
         if not limit_text.isdigit():
             raise InputError("limit: a whole number")
         page, cursor = await run_in_threadpool(
             lambda: repo.list_reports(
-                self.engine, flt, limit=int(limit_text), cursor=q.get("cursor")
+                self.engine,
+                flt,
+                limit=int(limit_text),
+                cursor=q.get("cursor"),
+                newest_first=order == "desc",
             )
         )
         body = {"reports": page, "next_cursor": cursor}

@@ -208,6 +208,11 @@ def openapi_document() -> dict[str, Any]:
                             {"type": "string", "pattern": CURSOR_PATTERN},
                         ),
                         _query(
+                            "order",
+                            "asc: oldest first (default); desc: newest first",
+                            {"type": "string", "enum": ["asc", "desc"]},
+                        ),
+                        _query(
                             "format",
                             "json (default) or msgpack",
                             {"type": "string", "enum": ["json", "msgpack"]},

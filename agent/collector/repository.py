@@ -209,19 +209,30 @@ def _tags_of(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, str]]:
 
 
 def list_reports(
-    engine: Engine, flt: ReportFilter, *, limit: int = 100, cursor: str | None = None
+    engine: Engine,
+    flt: ReportFilter,
+    *,
+    limit: int = 100,
+    cursor: str | None = None,
+    newest_first: bool = False,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """One page of matching reports, oldest first, and the cursor of the next page (or None)."""
+    """One page of matching reports (oldest first, or newest first) and the next cursor."""
     if not 1 <= limit <= MAX_PAGE:
         raise InputError(f"limit must be between 1 and {MAX_PAGE}")
     c = reports.c
     query = sa.select(reports).where(*flt.clauses())
     if cursor is not None:
-        after_ns, after_id = decode_cursor(cursor)
-        query = query.where(
-            sa.or_(c.created_ns > after_ns, sa.and_(c.created_ns == after_ns, c.id > after_id))
-        )
-    query = query.order_by(c.created_ns, c.id).limit(limit + 1)
+        at_ns, at_id = decode_cursor(cursor)
+        if newest_first:
+            after = sa.or_(c.created_ns < at_ns, sa.and_(c.created_ns == at_ns, c.id < at_id))
+        else:
+            after = sa.or_(c.created_ns > at_ns, sa.and_(c.created_ns == at_ns, c.id > at_id))
+        query = query.where(after)
+    if newest_first:
+        query = query.order_by(c.created_ns.desc(), c.id.desc())
+    else:
+        query = query.order_by(c.created_ns, c.id)
+    query = query.limit(limit + 1)
     with engine.connect() as conn:
         rows = list(conn.execute(query))
         more = len(rows) > limit
