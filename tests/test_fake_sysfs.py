@@ -6,7 +6,6 @@ import itertools
 import json
 import math
 import os
-import statistics
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -136,11 +135,13 @@ def process_gone(pid: int) -> bool:
 
 
 def test_writer_process_tracks_expected_values(tmp_path: Path) -> None:
-    """Values read by an independent reader match expected_value at the read time.
+    """Values read by an independent reader are what the writer computes for its write time.
 
-    A read at [r0, r1] sees what the writer computed at its last update: at most one update
-    period earlier, plus scheduling delay. The median lag must be small; every lag must be
-    below a generous bound so a loaded CI machine does not make the test flaky.
+    The ramp file holds the writer's own clock (ns since t0), so each read names the instant
+    of the update it saw; every other file read after it must hold its waveform's value at
+    some instant between that update (less two update periods: the files are written one after
+    another) and the end of the read. Only causality is asserted, never a lag: a loaded machine
+    may delay the writer, but never make it write a wrong value.
     """
     ramp_p, steps_p, sine_p, wrap_p = (tmp_path / n for n in ("ramp", "steps", "sine", "wrap"))
     ramp = {"kind": "ramp", "start": 0, "rate_per_s": 1e9}  # the value is ns since t0
@@ -148,26 +149,23 @@ def test_writer_process_tracks_expected_values(tmp_path: Path) -> None:
     sine = {"kind": "sine", "offset": 5000, "amplitude": 1000, "freq_hz": 5.0}
     wrap = {"kind": "ramp", "start": 0, "rate_per_s": 20_000, "wrap": 1000}
     files = {ramp_p: ramp, steps_p: steps, sine_p: sine, wrap_p: wrap}
-    bound_ns = 100_000_000
     with WaveformWriter(files, rate_hz=2000) as w:
         assert w.running()
         assert w.update_period_ns == 500_000
+        slack = 2 * w.update_period_ns
         fds = {p: os.open(p, os.O_RDONLY) for p in files}
-        lags, seen_steps, wrap_values = [], set(), []
+        seen_steps, wrap_values = set(), []
         try:
             for _ in range(60):
-                r0 = now_ns()
                 vals = {p: int(os.pread(fd, 64, 0)) for p, fd in fds.items()}
                 r1 = now_ns()
-                # ramp: the write instant is t0 + value
-                assert expected_raw(ramp, r0 - bound_ns, w.t0_ns) <= vals[ramp_p]
-                assert vals[ramp_p] <= expected_raw(ramp, r1, w.t0_ns)
-                lags.append(r1 - (w.t0_ns + vals[ramp_p]))
-                window = range(r0 - bound_ns, r1 + 1, 100_000)
+                written = w.t0_ns + vals[ramp_p]  # the instant of the update the ramp read saw
+                assert w.t0_ns <= written <= r1
+                window = range(written - slack, r1 + 1, 50_000)
                 assert vals[steps_p] in {expected_raw(steps, t, w.t0_ns) for t in window}
                 seen_steps.add(vals[steps_p])
                 nearest = min(abs(w.expected(sine_p, t) - vals[sine_p]) for t in window)
-                assert nearest <= 2 * math.pi * 5.0 * 1000 * 100e-6 + 1
+                assert nearest <= 2 * math.pi * 5.0 * 1000 * 50e-6 + 1
                 assert 0 <= vals[wrap_p] < 1000
                 wrap_values.append(vals[wrap_p])
                 time.sleep(0.004)
@@ -176,7 +174,6 @@ def test_writer_process_tracks_expected_values(tmp_path: Path) -> None:
                 os.close(fd)
         pid = w.pid
         assert pid is not None
-    assert statistics.median(lags) < 20_000_000
     assert seen_steps == {10, 20, 30}
     assert any(b < a for a, b in itertools.pairwise(wrap_values))  # wrapped
     assert not w.running()
