@@ -102,16 +102,18 @@ def revoke_key(engine: Engine, kid: str) -> None:
         raise InputError(f"no enrolled key with id {kid!r}")
 
 
+# Built once: constructing a statement costs more than running it (hot path of every upload).
+_LOOKUP = sa.select(signing_keys.c.material).where(
+    signing_keys.c.key_id == sa.bindparam("kid"),
+    signing_keys.c.kind == sa.bindparam("kind"),
+    signing_keys.c.revoked_ns.is_(None),
+)
+
+
 def _lookup(conn: Connection, kid: object, kind: str) -> bytes | None:
     if not isinstance(kid, str):
         return None
-    row = conn.execute(
-        sa.select(signing_keys.c.material).where(
-            signing_keys.c.key_id == kid,
-            signing_keys.c.kind == kind,
-            signing_keys.c.revoked_ns.is_(None),
-        )
-    ).first()
+    row = conn.execute(_LOOKUP, {"kid": kid, "kind": kind}).first()
     return bytes(row.material) if row is not None else None
 
 

@@ -57,26 +57,28 @@ def ingest(engine: Engine, body: bytes, uploaded_by: str) -> Stored:
     return Stored(row.id, created=True)
 
 
+_INSERT_REPORT = reports.insert()
+_INSERT_BODY = report_bodies.insert()
+_INSERT_TAG = report_tags.insert()
+_SHA_OF = sa.select(reports.c.sha256).where(reports.c.id == sa.bindparam("rid"))
+
+
 def _insert(conn: Connection, row: IngestRow, body: bytes, uploaded_by: str) -> None:
     conn.execute(
-        reports.insert().values(
-            **row.columns(), received_ns=time.time_ns(), uploaded_by=uploaded_by
-        )
+        _INSERT_REPORT,
+        {**row.columns(), "received_ns": time.time_ns(), "uploaded_by": uploaded_by},
     )
-    conn.execute(report_bodies.insert().values(id=row.id, body=body))
+    conn.execute(_INSERT_BODY, {"id": row.id, "body": body})
     if row.tags:
         conn.execute(
-            report_tags.insert(),
-            [{"report_id": row.id, "key": k, "value": v} for k, v in row.tags.items()],
+            _INSERT_TAG, [{"report_id": row.id, "key": k, "value": v} for k, v in row.tags.items()]
         )
 
 
 def _taken(engine: Engine, row: IngestRow) -> Stored:
     """The id is taken: the same bytes are a duplicate, other bytes a conflict."""
     with engine.connect() as conn:
-        stored_sha = conn.execute(
-            sa.select(reports.c.sha256).where(reports.c.id == row.id)
-        ).scalar()
+        stored_sha = conn.execute(_SHA_OF, {"rid": row.id}).scalar()
     if stored_sha is None:  # cannot happen: a taken primary key belongs to a committed row
         raise RuntimeError(f"report {row.id}: insert refused but no row holds the id")
     if stored_sha != row.sha256:

@@ -127,12 +127,13 @@ def revoke_token(engine: Engine, token_id: str) -> TokenInfo:
     return _info(row)
 
 
+_BY_HASH = sa.select(tokens).where(tokens.c.token_sha256 == sa.bindparam("h"))
+
+
 def authenticate(engine: Engine, secret: str) -> TokenInfo | None:
     """The live token with this secret, or None (unknown or revoked)."""
     with engine.connect() as conn:
-        row = conn.execute(
-            sa.select(tokens).where(tokens.c.token_sha256 == hash_token(secret))
-        ).first()
+        row = conn.execute(_BY_HASH, {"h": hash_token(secret)}).first()
     if row is None or row.revoked_ns is not None:
         return None
     return _info(row)
