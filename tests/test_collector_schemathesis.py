@@ -28,7 +28,7 @@ def _schemathesis() -> list[str]:
     return [exe]
 
 
-def _run(url: str, token: str, *selection: str) -> subprocess.CompletedProcess[str]:
+def _run(url: str, token: str, cwd: Path, *selection: str) -> subprocess.CompletedProcess[str]:
     cmd = [
         *_schemathesis(),
         "run",
@@ -45,7 +45,8 @@ def _run(url: str, token: str, *selection: str) -> subprocess.CompletedProcess[s
         "1",
         *selection,
     ]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=540, check=False)
+    # cwd: schemathesis keeps a .schemathesis/ cache in the working directory
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=540, check=False, cwd=cwd)
 
 
 @pytest.mark.slow
@@ -58,6 +59,7 @@ def test_the_server_conforms_to_its_openapi_document(tmp_path: Path) -> None:
             main = _run(
                 d.url,
                 d.admin_token,
+                tmp_path,
                 "--exclude-operation-id",
                 "uploadReport",
                 "--exclude-path",
@@ -65,7 +67,7 @@ def test_the_server_conforms_to_its_openapi_document(tmp_path: Path) -> None:
             )
             assert main.returncode == 0, main.stdout[-6000:]
             assert "Authentication failed" not in main.stdout, main.stdout[-3000:]
-            revoke = _run(d.url, d.admin_token, "--include-path", "/v1/tokens/{token_id}")
+            revoke = _run(d.url, d.admin_token, tmp_path, "--include-path", "/v1/tokens/{token_id}")
             assert revoke.returncode == 0, revoke.stdout[-6000:]
     finally:
         d.engine.dispose()
