@@ -15,6 +15,7 @@ import click
 
 from edgeprof import __version__
 from edgeprof.cli_collector import collector_group, pull, serve
+from edgeprof.cli_firmware import firmware_group
 from edgeprof.cli_gate import gate_group
 from edgeprof.cli_push import push
 from edgeprof.cli_report import keys_group, report_group
@@ -127,11 +128,17 @@ class _Progress:
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--runner",
-    type=click.Choice(["tflite", "tflm"]),
+    type=click.Choice(["tflite", "tflm", "mcu"]),
     default="tflite",
     show_default=True,
-    help="TFLite/LiteRT interpreter, or TFLite Micro.",
+    help="TFLite/LiteRT interpreter, TFLite Micro, or an MCU running edgeprof firmware.",
 )
+@click.option("--board", help="mcu runner: the board id (see boards/), e.g. stm32f446-nucleo.")
+@click.option(
+    "--port",
+    help="mcu runner: /dev/ttyACM0, socket://HOST:PORT, rfc2217://HOST:PORT, or usb:[VID:PID].",
+)
+@click.option("--baud", type=int, default=115_200, show_default=True, help="mcu runner, serial.")
 @click.option(
     "--runtime",
     type=click.Choice(["auto", "litert", "tflite-runtime"]),
@@ -216,6 +223,9 @@ def run(
     ctx: click.Context,
     model: Path,
     runner: str,
+    board: str | None,
+    port: str | None,
+    baud: int,
     runtime: str,
     threads: int | None,
     no_default_delegates: bool,
@@ -256,6 +266,9 @@ def run(
             delegate=delegate,
             delegate_options=_pairs(delegate_option, "--delegate-option"),
             arena_size=arena_size,
+            board=board,
+            port=port,
+            baudrate=baud,
         ),
         plan=RunPlan(
             warmup_count=warmup,
@@ -316,6 +329,7 @@ main.add_command(push)
 main.add_command(report_group)
 main.add_command(keys_group)
 main.add_command(gate_group)
+main.add_command(firmware_group)
 main.add_command(serve)
 main.add_command(collector_group)
 main.add_command(pull)

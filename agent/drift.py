@@ -183,6 +183,25 @@ def drift(reference: npt.ArrayLike, current: npt.ArrayLike, bins: int = 10) -> D
     return DriftResult(psi_fractions(c_ref, c_cur), d, p, stat, dof, chi_p, ref.size, cur.size)
 
 
+def drift_categorical(reference: npt.ArrayLike, current: npt.ArrayLike) -> DriftResult:
+    """PSI and chi-square over the categories (e.g. predicted classes) either run produced.
+
+    KS compares orderings, which class indices do not have: it is NaN here.
+    """
+    ref = np.asarray(reference).ravel()
+    cur = np.asarray(current).ravel()
+    if ref.size == 0 or cur.size == 0:
+        raise ValueError("categorical drift needs values in both samples")
+    cats = np.union1d(ref, cur)
+    c_ref = np.bincount(np.searchsorted(cats, ref), minlength=cats.size)
+    c_cur = np.bincount(np.searchsorted(cats, cur), minlength=cats.size)
+    stat, dof, chi_p = chi2_counts(c_ref, c_cur)
+    nan = float("nan")
+    return DriftResult(
+        psi_fractions(c_ref, c_cur), nan, nan, stat, dof, chi_p, int(ref.size), int(cur.size)
+    )
+
+
 def _norm_sf(z: float) -> float:
     return 0.5 * math.erfc(z / math.sqrt(2.0))
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeprof.drift import drift, mann_whitney_u
+from edgeprof.drift import drift, drift_categorical, mann_whitney_u
 from edgeprof.errors import InputError
 from edgeprof.policy import SEVERITIES, Policy, Rule, metric_unit
 
@@ -300,12 +300,17 @@ def check_drift(
                 )
             )
             continue
-        ref = np.concatenate([np.asarray(p, np.float64) for p in ref_parts])
-        d = drift(ref, cur, cfg.bins)
+        categorical = all(np.asarray(p).dtype.kind in "iub" for p in [*ref_parts, cur])
+        if categorical:  # class indices: one bin per category, not quantile bins
+            d = drift_categorical(np.concatenate([np.asarray(p) for p in ref_parts]), cur)
+        else:
+            ref = np.concatenate([np.asarray(p, np.float64) for p in ref_parts])
+            d = drift(ref, cur, cfg.bins)
+        ks = "per category, no KS" if categorical else f"KS D = {d.ks_d:.4f} p = {d.ks_p:.3g}"
         text = (
             f"{metric} PSI = {d.psi:.4f} against a window of {len(ref_parts)} runs "
-            f"(alert {cfg.alert}, retraining trigger {cfg.retrain}); KS D = {d.ks_d:.4f} "
-            f"p = {d.ks_p:.3g}; chi-square = {d.chi2:.4g} (dof {d.chi2_dof}) p = {d.chi2_p:.3g}"
+            f"(alert {cfg.alert}, retraining trigger {cfg.retrain}); {ks}; "
+            f"chi-square = {d.chi2:.4g} (dof {d.chi2_dof}) p = {d.chi2_p:.3g}"
         )
         if d.psi >= cfg.retrain:
             verdict, text = FAIL, text + ": drift at the retraining trigger"

@@ -138,7 +138,8 @@ def evaluate_quality(
         ref_opts = RunnerOptions(
             runtime=req.options.runtime, default_delegates=False, probe_arena=False
         )
-        ref = make_runner(req.runner, ref_model, ref_opts)
+        # The float twin runs on this host when the model ran on an MCU: the firmware is int8.
+        ref = make_runner("tflite" if req.runner == "mcu" else req.runner, ref_model, ref_opts)
         ref.prepare()
         if len(ref.inputs) != len(runner.inputs):
             raise InputError(
@@ -258,6 +259,13 @@ def profile(
     if session.cycles is not None:
         per_inference["cycles"] = session.cycles
         per_inference["instructions"] = session.instructions
+    if session.output_top1 is not None and len(session.output_top1) == len(session.latency_s):
+        per_inference["output_top1"] = session.output_top1
+        per_inference["output_top_score"] = session.output_top_score
+    if session.device is not None and session.host_round_trip_s is not None:
+        per_inference["host_round_trip_s"] = session.host_round_trip_s
+        for name, arr in session.device.arrays.items():
+            per_inference[f"device_{name}"] = arr
     traces: dict[str, Any] = {}
     for key, trace in (("fast", session.traces.fast), ("slow", session.traces.slow)):
         if trace is None:
@@ -272,15 +280,22 @@ def profile(
     summary["count"] = session.count
     summary["init_time_s"] = session.init["time_s"]
     summary["model_size_bytes"] = model.size_bytes
+    device = {
+        **_device(roots),
+        "runtimes": {str(runner_info.get("runtime")): runner_info.get("runtime_version")},
+    }
+    if isinstance(runner_info.get("device"), dict):
+        # An MCU over a link is the device measured; the machine driving it is only the host.
+        device["host_board_id"] = device["board_id"]
+        device["board_id"] = str(runner_info.get("board"))
+        device["board_confidence"] = "given"
+        device["mcu"] = runner_info["device"]
     report_id = uuid7()
     report: dict[str, Any] = {
         "report_id": report_id,
         "created_ns": started_ns,
         "agent": {"name": "edgeprof", "version": __version__},
-        "device": {
-            **_device(roots),
-            "runtimes": {str(runner_info.get("runtime")): runner_info.get("runtime_version")},
-        },
+        "device": device,
         "model": {
             **model.describe(),
             "quantization": _quantization(inputs + outputs),

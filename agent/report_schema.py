@@ -27,7 +27,7 @@ from edgeprof.errors import InputError
 
 SCHEMA = "edgeprof.report"
 MAJOR = 1
-MINOR = 0
+MINOR = 1  # History: 0 first release; 1 MCU runs (device.mcu, summary.host_round_trip)
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ _R, _O = True, False
 
 FIELDS: tuple[Field, ...] = (
     Field("schema", "str", _R, note='always "edgeprof.report"'),
-    Field("schema_version", "list", _R, note="[major, minor] = [1, 0]"),
+    Field("schema_version", "list", _R, note="[major, minor] = [1, 1]"),
     Field("report_id", "str", _R, note="UUIDv7, sorts by creation time"),
     Field("created_ns", "int", _R, "ns", "Unix time the run started"),
     Field("agent", "map", _R),
@@ -62,6 +62,10 @@ FIELDS: tuple[Field, ...] = (
     Field("device.memory_total_bytes", "int?", _O, "bytes"),
     Field("device.runtimes", "map", _O, note="runtime name -> version"),
     Field("device.runtimes.*", "str?", _O),
+    Field("device.host_board_id", "str", _O, note="mcu runs: the machine driving the board"),
+    Field("device.mcu", "map", _O, note="mcu runs: the firmware's INFO (protocol, counter)"),
+    Field("device.mcu.cycle_source", "str", _O, note="what the counter counts"),
+    Field("device.mcu.cycle_hz", "int", _O, "hz"),
     Field("model", "map", _R),
     Field("model.name", "str", _R),
     Field("model.sha256", "str", _R, note="64 lowercase hex digits"),
@@ -129,6 +133,12 @@ FIELDS: tuple[Field, ...] = (
     Field("summary.model_size_bytes", "int", _O, "bytes"),
     Field("summary.rss_peak_bytes", "number?", _R, "bytes"),
     Field("summary.rss_steady_bytes", "number?", _O, "bytes"),
+    Field("summary.latency_source", "str", _O, note='"device" when a device timed itself'),
+    Field("summary.host_round_trip", "map", _O, note="mcu runs: like latency, host-timed"),
+    Field("summary.host_round_trip.p50_s", "number", _O, "s"),
+    Field("summary.device", "map", _O, note="mcu runs: counter, heap and stack peaks, layers"),
+    Field("summary.device.heap_peak_bytes", "int?", _O, "bytes"),
+    Field("summary.device.stack_peak_bytes", "int?", _O, "bytes"),
     Field("summary.rails", "map", _R, note="rail name -> its figures"),
     Field("summary.rails.*.power_mean_w", "number?", _R, "w"),
     Field("summary.rails.*.power_peak_w", "number?", _O, "w"),
@@ -141,7 +151,15 @@ FIELDS: tuple[Field, ...] = (
     Field("per_inference.begin_ns", "array", _R, "ns", "int64, same clock as traces t_ns"),
     Field("per_inference.latency_s", "array", _R, "s"),
     Field("per_inference.peak_rss_bytes", "array", _R, "bytes"),
-    Field("per_inference.*", "array", _O, note="energy_j.<rail>, cycles, instructions"),
+    Field(
+        "per_inference.*",
+        "array",
+        _O,
+        note=(
+            "energy_j.<rail>, cycles, instructions, output_top1, output_top_score, "
+            "host_round_trip_s, device_*"
+        ),
+    ),
     Field("traces", "map", _R, note='"fast", "slow": raw sampler traces'),
     Field("traces.*.rate_hz", "number", _R, "hz"),
     Field("traces.*.channels", "list", _R),

@@ -89,6 +89,21 @@ def render(report: dict[str, Any], path: str | None) -> str:
     for p in ("p50", "p90", "p95", "p99"):
         ci = lat.get(f"{p}_ci_s") or [None, None]
         rows.append(("", f"{p} {_ms(lat[f'{p}_s'])}  [95 % CI {_ms(ci[0])} to {_ms(ci[1])}]"))
+    dev = s.get("device")
+    if isinstance(dev, dict):  # an MCU timed itself: say how, and keep the link time apart
+        rows.append(
+            ("counter", f"{dev.get('cycle_source')} at {dev.get('cycle_hz')} Hz "
+             f"(counts {dev.get('counts')}); latency is the device's"),
+        )  # fmt: skip
+        rtt = s.get("host_round_trip") or {}
+        rows.append(
+            ("round trip", f"host, not in latency: p50 {_ms(rtt.get('p50_s'))}, "
+             f"max {_ms(rtt.get('max_s'))}"),
+        )  # fmt: skip
+        rows.append(
+            ("device mem", f"heap peak {dev.get('heap_peak_bytes')} B (arena "
+             f"{dev.get('arena_bytes')} B), stack peak {dev.get('stack_peak_bytes')} B"),
+        )  # fmt: skip
     rows.append(
         (
             "memory",

@@ -25,7 +25,7 @@ from edgeprof.errors import InputError
 from edgeprof.monitor import Monitor, MonitorTraces
 from edgeprof.native import ClockInfo
 from edgeprof.roots import SystemRoots
-from edgeprof.runners.base import Runner
+from edgeprof.runners.base import DeviceMeasurements, Runner
 from edgeprof.sampler import Trace
 from edgeprof.sources.system import read_governors
 from edgeprof.stats import summarize
@@ -96,6 +96,13 @@ class SessionResult:
     environment: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
     counters_reason: str = ""
+    # A runner whose device measures itself (MCU): latency_s is the device's, and the host's
+    # time around each invoke is only the round trip, kept here apart.
+    device: DeviceMeasurements | None = None
+    host_round_trip_s: np.ndarray | None = None
+    # Per inference, of the first output: the arg-max (class) and its dequantized value.
+    output_top1: np.ndarray | None = None
+    output_top_score: np.ndarray | None = None
 
     @property
     def count(self) -> int:
@@ -177,10 +184,19 @@ def _measure(
     plan: RunPlan,
     regions: native.Regions,
     progress: Progress | None,
+    top1: list[int],
+    top_score: list[float],
 ) -> float:
-    """The measured loop. Returns its wall time in seconds."""
+    """The measured loop. Returns its wall time in seconds.
+
+    After each region (never inside it) the first output's arg-max and its value are kept, so
+    the report carries the output distribution that drift checks compare between runs.
+    """
     begin, end = native.mark_begin, native.mark_end
-    set_inputs, invoke = runner.set_inputs, runner.invoke
+    set_inputs, invoke, get_outputs = runner.set_inputs, runner.invoke, runner.get_outputs
+    out_info = runner.outputs[0] if runner.outputs else None
+    scale = out_info.scale if out_info is not None and out_info.quantized else 1.0
+    zero = out_info.zero_point if out_info is not None and out_info.quantized else 0
     clock = time.perf_counter
     delay = plan.delay_s
     regions.activate()
@@ -194,6 +210,11 @@ def _measure(
             invoke()
             end()
             n += 1
+            if out_info is not None:
+                first = get_outputs()[0].reshape(-1)
+                k = int(np.argmax(first))
+                top1.append(k)
+                top_score.append((float(first[k]) - zero) * scale)
             elapsed = clock() - start
             if (n >= plan.min_count and elapsed >= plan.min_seconds) or n >= plan.max_count:
                 break
@@ -290,8 +311,11 @@ def run_session(
         if not examples:
             raise InputError("no input examples to run")
         warm = _warm_up(runner, examples, plan, progress)
+        runner.device_measurements()  # the warm-up's, if the device measures: not reported
         cpu0 = cpu_snapshot(roots, pid)
-        wall = _measure(runner, examples, plan, regions, progress)
+        top1: list[int] = []
+        top_score: list[float] = []
+        wall = _measure(runner, examples, plan, regions, progress, top1, top_score)
         cpu1 = cpu_snapshot(roots, pid)
     finally:
         traces = monitor.stop()
@@ -301,6 +325,15 @@ def run_session(
     begin_ns = clock.ticks_to_ns(marks["begin_tick"])
     end_ns = clock.ticks_to_ns(marks["end_tick"])
     latency = clock.ticks_to_seconds(marks["end_tick"] - marks["begin_tick"])
+    device = runner.device_measurements()
+    host_round_trip = None
+    if device is not None:
+        if len(device.latency_s) != len(latency):
+            raise InputError(
+                f"the device reported {len(device.latency_s)} inferences, the host made "
+                f"{len(latency)}"
+            )
+        host_round_trip, latency = latency, device.latency_s
     fast = traces.fast
     t_ns = fast.times_ns(clock)
     energy = _rail_energy(fast, t_ns, begin_ns, end_ns)
@@ -318,6 +351,8 @@ def run_session(
     }
     lat = summarize(latency)
     warnings = list(lat.warnings)
+    if device is not None:
+        warnings.extend(device.warnings)
     summary: dict[str, Any] = {
         "latency": lat.describe(),
         "inferences_per_s": len(latency) / wall if wall > 0 else None,
@@ -351,6 +386,10 @@ def run_session(
             if np.isfinite(per_inf).any()
             else None,
         }
+    if device is not None and host_round_trip is not None:
+        summary["latency_source"] = "device"
+        summary["host_round_trip"] = summarize(host_round_trip).describe()
+        summary["device"] = dict(device.summary)
     summary["rails"] = rails
     summary["primary_rail"] = primary_rail(fast.specs)
     if summary["primary_rail"]:
@@ -402,4 +441,8 @@ def run_session(
         environment=env,
         warnings=warnings,
         counters_reason=regions.counters_reason,
+        device=device,
+        host_round_trip_s=host_round_trip,
+        output_top1=np.asarray(top1, dtype=np.int32) if top1 else None,
+        output_top_score=np.asarray(top_score, dtype=np.float64) if top_score else None,
     )

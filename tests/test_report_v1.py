@@ -17,7 +17,7 @@ import pytest
 from edgeprof import signing
 from edgeprof.errors import InputError
 from edgeprof.report import decode, encode, read_report, to_wire
-from edgeprof.report_schema import FIELDS, markdown_table, validate
+from edgeprof.report_schema import FIELDS, MINOR, markdown_table, validate
 from edgeprof.signing import Keys, canonical_bytes, init_keys, load_keys, sign, verify
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,7 +59,7 @@ def test_round_trip_keeps_values_types_and_arrays() -> None:
 def test_encode_stamps_v1_when_the_report_does_not_say() -> None:
     r = build()
     del r["schema"], r["schema_version"]
-    assert decode(encode(r))["schema_version"] == [1, 0]
+    assert decode(encode(r))["schema_version"] == [1, MINOR]
 
 
 def test_docs_embed_the_schema_table() -> None:

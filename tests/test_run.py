@@ -64,6 +64,12 @@ def test_run_mlp_writes_a_report_with_per_inference_arrays(tmp_path: Path) -> No
     assert len(lat) == summary["summary"]["count"]
     assert np.all(lat > 0)
     assert np.all(np.diff(report["per_inference"]["begin_ns"]) > 0)
+    top1 = report["per_inference"]["output_top1"]  # the class each inference predicted
+    assert top1.dtype == np.int32
+    assert len(top1) == len(lat)
+    assert set(top1.tolist()) <= set(range(12))
+    score = report["per_inference"]["output_top_score"]
+    assert np.all((score > 0) & (score <= 1.0))  # a softmax probability, dequantized
     p50 = summary["summary"]["latency"]["p50_s"]
     assert p50 == pytest.approx(float(np.percentile(lat, 50)))
     fast = report["traces"]["fast"]

@@ -23,9 +23,12 @@ class RunnerOptions:
     delegate_options: dict[str, str] = field(default_factory=dict)
     arena_size: int | None = None
     probe_arena: bool = True
+    board: str | None = None  # mcu: the board id (boards/<id>.toml)
+    port: str | None = None  # mcu: /dev/ttyACM0, socket://HOST:PORT, rfc2217://..., usb:
+    baudrate: int = 115_200  # mcu, serial ports
 
 
-RUNNER_NAMES = ("tflite", "tflm")
+RUNNER_NAMES = ("tflite", "tflm", "mcu")
 
 
 def make_runner(name: str, model: ModelFile, options: RunnerOptions | None = None) -> Runner:
@@ -48,6 +51,20 @@ def make_runner(name: str, model: ModelFile, options: RunnerOptions | None = Non
         from edgeprof.runners.tflm import TflmRunner
 
         return TflmRunner(model, arena_size=opts.arena_size, probe_arena=opts.probe_arena)
+    if name == "mcu":
+        from edgeprof.runners.mcu import McuOptions, McuRunner
+
+        # The blob reproduces LiteRT's kernels: XNNPACK's by default, as a Linux run of the
+        # same file uses, or the builtin ones with --no-default-delegates.
+        return McuRunner(
+            model,
+            McuOptions(
+                board=opts.board,
+                port=opts.port,
+                baudrate=opts.baudrate,
+                flavour="xnnpack" if opts.default_delegates else "litert",
+            ),
+        )
     raise InputError(f"unknown runner {name!r} (choose one of {', '.join(RUNNER_NAMES)})")
 
 

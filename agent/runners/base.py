@@ -63,6 +63,18 @@ class ModelFile:
         }
 
 
+@dataclass(frozen=True)
+class DeviceMeasurements:
+    """What a device measured itself for a series of inferences (an MCU over a link): its
+    latency from its own cycle counter, and memory from its own watermarks. When a runner has
+    these, they are the inference's numbers and the host's timing is only the round trip."""
+
+    latency_s: np.ndarray  # float64, one per inference
+    arrays: dict[str, np.ndarray]  # more per-inference arrays (cycles, heap, stack watermarks)
+    summary: dict[str, Any]  # figures over the whole series (peak heap, stack, cycle source)
+    warnings: tuple[str, ...] = ()  # what the numbers mean less than they seem to
+
+
 class Runner(ABC):
     """One way of running inference. Subclasses register themselves in edgeprof.runners."""
 
@@ -103,6 +115,11 @@ class Runner(ABC):
     @abstractmethod
     def describe(self) -> dict[str, Any]:
         """Runtime, version and options, for the report."""
+
+    def device_measurements(self) -> DeviceMeasurements | None:
+        """The device's own numbers for the invokes since the last call; None (the default)
+        when the host's clock around invoke is the measurement."""
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional hook; most runners have nothing to free
         """Release the runtime."""
