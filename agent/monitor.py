@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from types import TracebackType
 
 from edgeprof.channels import ChannelSpec
+from edgeprof.lifecycle import StartStop
 from edgeprof.roots import SystemRoots
 from edgeprof.sampler import Sampler, Trace
 from edgeprof.sources.power import discover_power_with_notes
@@ -28,7 +28,7 @@ class MonitorTraces:
     notes: list[str]
 
 
-class Monitor:
+class Monitor(StartStop):
     """Fast (RSS + power) and slow (PSS + CPU frequency + thermal) samplers for one process."""
 
     def __init__(
@@ -75,14 +75,3 @@ class Monitor:
         slow = self.slow.stop() if self.slow is not None else None
         self.traces = MonitorTraces(fast=fast, slow=slow, notes=self.notes)
         return self.traces
-
-    def __enter__(self) -> Monitor:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

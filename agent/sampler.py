@@ -12,13 +12,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 import numpy as np
 
 from edgeprof.channels import ChannelSpec
 from edgeprof.errors import InputError
+from edgeprof.lifecycle import StartStop
 from edgeprof.native import F64, U64, ClockInfo, NativeSampler, SamplerStats, clock_info
 
 MAX_RATE_HZ = 100_000.0
@@ -55,7 +55,7 @@ class Trace:
         return (clock or clock_info()).ticks_to_ns(self.ticks)
 
 
-class Sampler:
+class Sampler(StartStop):
     """Sample ``channels`` at ``rate_hz`` on a native thread; use as a context manager.
 
     ``buffer_seconds`` sizes the ring: how long the Python drain thread may be held off (by the
@@ -150,14 +150,3 @@ class Sampler:
             channel_errors={k: v for k, v in errors.items() if v[0]},
         )
         return self.trace
-
-    def __enter__(self) -> Sampler:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -14,11 +14,11 @@ import select
 import signal
 import subprocess
 from collections.abc import Sequence
-from types import TracebackType
-from typing import Self
+
+from edgeprof.lifecycle import StartStop
 
 
-class ChildServer:
+class ChildServer(StartStop):
     """A child process whose first stdout line says it is ready."""
 
     what = "child process"
@@ -83,15 +83,3 @@ class ChildServer:
         finally:
             if proc.stdout is not None:
                 proc.stdout.close()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

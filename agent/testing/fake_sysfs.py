@@ -31,6 +31,7 @@ from types import FrameType, TracebackType
 from typing import IO, Any
 
 from edgeprof.errors import InputError
+from edgeprof.lifecycle import StartStop
 from edgeprof.roots import SystemRoots
 
 __all__ = [
@@ -669,7 +670,7 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-class WaveformWriter:
+class WaveformWriter(StartStop):
     """A separate process rewriting value files with known waveforms (a context manager).
 
     ``files`` maps each value file to its waveform (see :func:`expected_value`). On entry the
@@ -812,18 +813,6 @@ class WaveformWriter:
             self._tmpdir.cleanup()
             self._tmpdir = None
         return code
-
-    def __enter__(self) -> WaveformWriter:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -30,10 +30,10 @@ import time
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from edgeprof.errors import EdgeprofError, InputError, UnavailableError
+from edgeprof.lifecycle import StartStop
 
 MACHINE = "mps2-an386"
 # -icount shift=3: 8 ns of virtual time per instruction, so a SysTick tick (40 ns at 25 MHz) is
@@ -139,7 +139,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class QemuMachine:
+class QemuMachine(StartStop):
     """One qemu-system-arm process running one firmware; use as a context manager.
 
     ``url`` (``socket://127.0.0.1:PORT``) is what pyserial's ``serial_for_url`` and the bridge
@@ -307,6 +307,10 @@ class QemuMachine:
         """QEMU's exit status, or None while it runs."""
         return None if self._proc is None else self._proc.poll()
 
+    def stop(self) -> None:
+        """The end of a ``with`` block: :meth:`close`."""
+        self.close()
+
     def close(self) -> None:
         """Kill QEMU (its whole process group) and wait for it; idempotent."""
         proc = self._proc
@@ -325,18 +329,6 @@ class QemuMachine:
             self._dir = None
         with _live_lock:
             _live.discard(self)
-
-    def __enter__(self) -> QemuMachine:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __del__(self) -> None:
         if getattr(self, "_proc", None) is not None:
