@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import sqlalchemy as sa
 from _common import abab, save, summary
 
 from edgeprof.collector.db import make_engine, open_database, report_bodies, report_tags, reports
@@ -274,6 +275,11 @@ def fill(db: str, n: int, template: bytes) -> None:
                 [{"report_id": r["id"], "key": "rig", "value": f"r{k % 20}"}
                  for k, r in enumerate(rows, start)],
             )  # fmt: skip
+    # A database in service has statistics (PostgreSQL's autovacuum analyzes a table once a
+    # tenth of it changed); right after one bulk load it has none, and PostgreSQL then plans
+    # the tag and IN look-ups as sequential scans (22 ms instead of 0.5 ms, measured here).
+    with engine.begin() as conn:
+        conn.execute(sa.text("ANALYZE"))
     engine.dispose()
 
 
