@@ -25,7 +25,7 @@ import numpy.typing as npt
 import pytest
 
 Array = npt.NDArray[Any]
-INSTALL = "pip install ai-edge-litert==2.3.0 tflite-micro==0.dev20261023182759"
+INSTALL = "pip install ai-edge-litert==2.3.0 tflite-micro==0.dev20261023182759 flatbuffers"
 ROOT = Path(__file__).resolve().parent.parent
 MODEL_DIR = ROOT / "firmware_bridge" / "firmware" / "model"
 INCLUDE = ROOT / "firmware_bridge" / "firmware" / "include"

@@ -20,7 +20,6 @@ from __future__ import annotations
 import importlib
 import importlib.resources
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
+from model_helpers import need, schema
 
 from edgeprof.inputs import TensorInfo, load_inputs
 
@@ -37,24 +37,7 @@ MODELS = ROOT / "agent" / "models"
 SCRIPT = ROOT / "scripts" / "make_models.py"
 PAIRS = [("kws_mlp", "mlp"), ("ds_cnn", "dscnn")]
 FILES = [f"{stem}_{kind}.tflite" for stem, _ in PAIRS for kind in ("int8", "float")]
-INSTALL = "pip install ai-edge-litert==2.3.0 tflite-micro==0.dev20261023182759 flatbuffers"
-
 Array = npt.NDArray[Any]
-
-
-def need(module: str) -> Any:
-    """Import an optional runtime: skip without it locally, fail without it on CI."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        message = f"needs {module} ({exc}); install with: {INSTALL}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-
-
-def schema() -> Any:
-    return need("ai_edge_litert.schema_py_generated")
 
 
 def load_model(name: str) -> Any:
