@@ -26,9 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import pytest
-from model_helpers import need, schema
+from model_helpers import Array, need, schema
 
 from edgeprof.inputs import TensorInfo, load_inputs
 
@@ -37,7 +36,6 @@ MODELS = ROOT / "agent" / "models"
 SCRIPT = ROOT / "scripts" / "make_models.py"
 PAIRS = [("kws_mlp", "mlp"), ("ds_cnn", "dscnn")]
 FILES = [f"{stem}_{kind}.tflite" for stem, _ in PAIRS for kind in ("int8", "float")]
-Array = npt.NDArray[Any]
 
 
 def load_model(name: str) -> Any:
