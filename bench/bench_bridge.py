@@ -32,7 +32,7 @@ from edgeprof.bridge.protocol import Msg
 from edgeprof.bridge.transport import open_transport
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL = ROOT / "agent" / "models" / "kws_mlp_int8.tflite"
+MODEL = ROOT / "agent" / "edgeprof" / "models" / "kws_mlp_int8.tflite"
 
 
 def start_firmware() -> tuple[subprocess.Popen[bytes], str]:

@@ -38,8 +38,8 @@ from _common import abab, save, summary
 
 from edgeprof.collector.db import make_engine, open_database, report_bodies, report_tags, reports
 from edgeprof.collector.ingest import IngestRow, check_signature, decode_upload, index_row
-from edgeprof.report import encode, uuid7
-from edgeprof.signing import sign
+from edgeprof.report.codec import encode, uuid7
+from edgeprof.report.signing import sign
 from edgeprof.testing.collector_server import Deployment, deploy, fresh_database
 from edgeprof.testing.sample_reports import minimal_report
 

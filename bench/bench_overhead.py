@@ -24,11 +24,11 @@ from typing import Any
 
 from _common import save
 
-from edgeprof.channels import ChannelSpec
-from edgeprof.roots import SystemRoots
-from edgeprof.sampler import Sampler
-from edgeprof.sources.power import discover_power
-from edgeprof.sources.system import rss_channel
+from edgeprof.device.channels import ChannelSpec
+from edgeprof.device.roots import SystemRoots
+from edgeprof.device.sampler import Sampler
+from edgeprof.device.sources.power import discover_power
+from edgeprof.device.sources.system import rss_channel
 from edgeprof.testing.fake_sysfs import fake_roots, make_hwmon_ina219
 
 BUF = os.urandom(1 << 20)

@@ -26,12 +26,12 @@ from _common import save
 
 import edgeprof.models
 from edgeprof import native
-from edgeprof.inputs import random_inputs
-from edgeprof.monitor import Monitor
-from edgeprof.roots import SystemRoots
+from edgeprof.device.monitor import Monitor
+from edgeprof.device.roots import SystemRoots
+from edgeprof.measure.inputs import random_inputs
+from edgeprof.measure.session import RunPlan, _measure
+from edgeprof.measure.stats import percentile_ci
 from edgeprof.runners import ModelFile, Runner, RunnerOptions, make_runner
-from edgeprof.session import RunPlan, _measure
-from edgeprof.stats import percentile_ci
 
 MODELS = ("kws_mlp_int8", "ds_cnn_int8")
 THREADS = 1  # one interpreter thread on both sides: the question is perturbation, not scaling

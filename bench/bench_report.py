@@ -2,9 +2,9 @@
 
 A large run: 10,000 inferences (begin_ns, latency, peak RSS, 3 energy rails, cycles,
 instructions) and 60 s of 1 kHz fast traces on 6 channels. Encode = the report dict to bytes
-(``edgeprof.report.encode`` against ``json.dumps`` of the arrays as lists); decode = bytes back to
-a report with numpy arrays, validated (``decode``) against ``json.loads`` plus ``np.asarray`` on
-each array (no validation: JSON is given every advantage). ABAB rounds.
+(``edgeprof.report.codec.encode`` against ``json.dumps`` of the arrays as lists); decode = bytes
+back to a report with numpy arrays, validated (``decode``) against ``json.loads`` plus
+``np.asarray`` on each array (no validation: JSON is given every advantage). ABAB rounds.
 
 Goal (issue 4): v1 >= 5x faster and >= 2x smaller than JSON.
 
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from _common import abab, save, summary
 
-from edgeprof.report import decode, encode, uuid7
+from edgeprof.report.codec import decode, encode, uuid7
 
 N_INFER = 10_000
 TRACE_S = 60

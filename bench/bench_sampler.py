@@ -25,10 +25,10 @@ from typing import Any
 
 from _common import save
 
-from edgeprof.roots import SystemRoots
-from edgeprof.sampler import Sampler
-from edgeprof.sources.power import discover_power
-from edgeprof.sources.system import rss_channel
+from edgeprof.device.roots import SystemRoots
+from edgeprof.device.sampler import Sampler
+from edgeprof.device.sources.power import discover_power
+from edgeprof.device.sources.system import rss_channel
 from edgeprof.testing.fake_sysfs import fake_roots, make_hwmon_ina219
 
 RATES = (1_000, 5_000, 10_000, 20_000)

@@ -22,7 +22,7 @@ BLAS builds or CPUs cannot reach the files.
 
 Usage::
 
-    python scripts/make_models.py             # regenerate agent/models/
+    python scripts/make_models.py             # regenerate agent/edgeprof/models/
     python scripts/make_models.py --out DIR   # write elsewhere
     python scripts/make_models.py --check     # also run every model in LiteRT and TFLM
 
@@ -56,7 +56,7 @@ I8 = npt.NDArray[np.int8]
 I64 = npt.NDArray[np.int64]
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_OUT = ROOT / "agent" / "models"
+DEFAULT_OUT = ROOT / "agent" / "edgeprof" / "models"
 
 FRAMES, COEFFS, CLASSES = 49, 10, 12
 TRAIN_PER_CLASS, EVAL_PER_CLASS, CALIB_EXAMPLES = 100, 20, 256

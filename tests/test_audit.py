@@ -1,4 +1,4 @@
-"""edgeprof.audit: the hash chain notices edits, deletions, insertions and reordering."""
+"""edgeprof.gate.audit: the hash chain notices edits, deletions, insertions and reordering."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 import threading
 from pathlib import Path
 
-from edgeprof.audit import GENESIS, append, canonical, entry_hash, verify_log
+from edgeprof.gate.audit import GENESIS, append, canonical, entry_hash, verify_log
 
 
 def _log(tmp_path: Path, n: int = 4) -> Path:

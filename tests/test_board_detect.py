@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 from privileges import in_unprivileged_child, world_traversable_dir
 
-from edgeprof.board_detect import (
+from edgeprof.device.board_registry import Board, parse_board
+from edgeprof.device.detect import (
     UNAVAILABLE_DEVICE_ID,
     detect_board,
     parse_l4t_release,
     stable_device_id,
 )
-from edgeprof.board_registry import Board, parse_board
-from edgeprof.roots import SystemRoots
+from edgeprof.device.roots import SystemRoots
 
 ORIN_RELEASE = (
     "# R35 (release), REVISION: 4.1, GCID: 33958178, BOARD: t186ref, EABI: aarch64, "

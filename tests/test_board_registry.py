@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeprof.board_registry import (
+from edgeprof.device.board_registry import (
     SCHEMA_VERSION,
     Arch,
     BoardKind,
@@ -59,7 +59,7 @@ def refused(tmp_path: Path, text: str) -> str:
 def test_every_shipped_file_loads() -> None:
     shipped = sorted(
         e.name.removesuffix(".toml")
-        for e in resources.files("edgeprof.boards").iterdir()
+        for e in resources.files("edgeprof.device.boards").iterdir()
         if e.name.endswith(".toml")
     )
     boards = load_boards()

@@ -15,7 +15,7 @@ from edgeprof.bridge.device import Device
 from edgeprof.bridge.protocol import DeviceResetError, ModelRefusedError
 from edgeprof.bridge.transport import open_transport
 
-MODELS = __import__("pathlib").Path(__file__).resolve().parents[1] / "agent" / "models"
+MODELS = __import__("pathlib").Path(__file__).resolve().parents[1] / "agent" / "edgeprof" / "models"
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from edgeprof.cli import main
-from edgeprof.cli_gate import gate_group
-from edgeprof.report import encode
-from edgeprof.signing import Keys, init_keys, sign
+from edgeprof.cli.gate import gate_group
+from edgeprof.report.codec import encode
+from edgeprof.report.signing import Keys, init_keys, sign
 
 main.add_command(gate_group)  # what cli.py will do; harmless if it already has
 

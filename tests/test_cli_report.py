@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from edgeprof.cli import main
-from edgeprof.cli_report import keys_group, report_group
-from edgeprof.report import encode
-from edgeprof.signing import Keys, init_keys, sign
+from edgeprof.cli.report import keys_group, report_group
+from edgeprof.report.codec import encode
+from edgeprof.report.signing import Keys, init_keys, sign
 
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
 GOLDEN = GOLDEN_DIR / "report_v1_0.msgpack"

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from collector_fixtures import Deployment, backend, collector
 
-from edgeprof.report import encode
-from edgeprof.signing import Keys, init_keys, sign
+from edgeprof.report.codec import encode
+from edgeprof.report.signing import Keys, init_keys, sign
 from edgeprof.testing.sample_reports import minimal_report
 
 __all__ = ["backend", "collector"]  # fixtures, re-exported for pytest

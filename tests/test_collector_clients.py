@@ -11,7 +11,7 @@ from pathlib import Path
 import msgpack
 from collector_fixtures import Deployment, backend, collector
 
-from edgeprof.store import save_report
+from edgeprof.report.store import save_report
 from edgeprof.testing.sample_reports import minimal_report
 
 __all__ = ["backend", "collector"]

@@ -27,8 +27,8 @@ from hypothesis import strategies as st
 
 from edgeprof.collector.db import SCHEMA_VERSION, open_database, schema_migrations
 from edgeprof.errors import InputError
-from edgeprof.report import decode, encode
-from edgeprof.signing import sign
+from edgeprof.report.codec import decode, encode
+from edgeprof.report.signing import sign
 from edgeprof.testing.collector_server import fresh_database
 from edgeprof.testing.sample_reports import minimal_report
 

@@ -1,4 +1,4 @@
-"""edgeprof.drift against textbook values (chi-square and Kolmogorov tables, hand-worked U)."""
+"""edgeprof.gate.drift against textbook values (chi-square and Kolmogorov tables, hand-worked U)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from edgeprof.drift import (
+from edgeprof.gate.drift import (
     binned_counts,
     chi2_counts,
     chi2_sf,

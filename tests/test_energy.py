@@ -10,13 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgeprof.energy import (
+from edgeprof.errors import InputError
+from edgeprof.measure.energy import (
     energy_from_counter,
     energy_in_regions,
     mean_power_in_regions,
     peak_in_regions,
 )
-from edgeprof.errors import InputError
 
 MS = 1_000_000  # ns
 

@@ -33,7 +33,7 @@ import pytest
 from edgeprof.bridge.model_blob import Flavour, compile_tflite
 from edgeprof.errors import InputError
 
-MODELS = tm.ROOT / "agent" / "models"
+MODELS = tm.ROOT / "agent" / "edgeprof" / "models"
 FLAVOURS: list[Flavour] = ["litert", "xnnpack", "tflm"]
 DEMOS = ["kws_mlp_int8", "ds_cnn_int8"]
 
@@ -68,7 +68,8 @@ def random_inputs(data: bytes, n: int, seed: int) -> Array:
 
 
 def dataset_inputs(stem: str) -> Array:
-    """The labelled evaluation set, quantized with the model's input params (as edgeprof.inputs)."""
+    """The labelled evaluation set, quantized with the model's input params (as
+    edgeprof.measure.inputs does)."""
     data = (MODELS / f"{stem}.tflite").read_bytes()
     m = tm.load(data)
     t = m.subgraphs[0].tensors[m.subgraphs[0].inputs[0]]

@@ -1,4 +1,4 @@
-"""edgeprof.gate and edgeprof.policy: hand-made reports whose right answers are known."""
+"""edgeprof.gate.evaluate and edgeprof.gate.policy: hand-made reports with known right answers."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from edgeprof.errors import InputError
-from edgeprof.gate import evaluate, lookup
-from edgeprof.policy import KNOWN_METRICS, load_policy, parse_policy
-from edgeprof.report import decode, encode
+from edgeprof.gate.evaluate import evaluate, lookup
+from edgeprof.gate.policy import KNOWN_METRICS, load_policy, parse_policy
+from edgeprof.report.codec import decode, encode
 
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
 _spec = importlib.util.spec_from_file_location("make_golden", GOLDEN_DIR / "make_golden.py")

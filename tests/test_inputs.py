@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from edgeprof.errors import InputError
-from edgeprof.inputs import TensorInfo, load_inputs, random_inputs
+from edgeprof.measure.inputs import TensorInfo, load_inputs, random_inputs
 
 X = TensorInfo("x", (1, 490), "int8", 0.1, -5)
 LITERT_DETAIL: dict[str, Any] = {

@@ -26,7 +26,7 @@ from edgeprof.bridge import model_blob
 from edgeprof.bridge.model_blob import compile_tflite
 from edgeprof.errors import InputError
 
-MODELS = tm.ROOT / "agent" / "models"
+MODELS = tm.ROOT / "agent" / "edgeprof" / "models"
 HEADER = struct.Struct("<4sHHIHHHHIIIIIII")
 TENSOR = struct.Struct("<BBBB4IiII")
 OP = struct.Struct("<BBBBHHHHHHHHHHHHHHiiII")

@@ -29,10 +29,10 @@ import numpy as np
 import pytest
 from model_helpers import Array, need, schema
 
-from edgeprof.inputs import TensorInfo, load_inputs
+from edgeprof.measure.inputs import TensorInfo, load_inputs
 
 ROOT = Path(__file__).resolve().parent.parent
-MODELS = ROOT / "agent" / "models"
+MODELS = ROOT / "agent" / "edgeprof" / "models"
 SCRIPT = ROOT / "scripts" / "make_models.py"
 PAIRS = [("kws_mlp", "mlp"), ("ds_cnn", "dscnn")]
 FILES = [f"{stem}_{kind}.tflite" for stem, _ in PAIRS for kind in ("int8", "float")]
@@ -112,7 +112,7 @@ def test_regenerating_gives_the_committed_files(tmp_path: Path) -> None:
 
 
 def test_dataset_is_labelled_and_loads_quantized_like_the_converter() -> None:
-    # x_int8 comes from edgeprof.inputs.load_inputs: it must round as TFLite does.
+    # x_int8 comes from edgeprof.measure.inputs.load_inputs: it must round as TFLite does.
     data = dataset()
     for stem, key in PAIRS:
         x, xq, y = data[f"{key}_x"], data[f"{key}_x_int8"], data[f"{key}_y"]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeprof.monitor import Monitor
-from edgeprof.roots import SystemRoots
+from edgeprof.device.monitor import Monitor
+from edgeprof.device.roots import SystemRoots
 from edgeprof.testing.fake_sysfs import WaveformWriter, fake_roots, make_jetson_like
 
 

@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edgeprof.drift import drift_categorical
-from edgeprof.gate import FAIL, PASS, check_drift
-from edgeprof.policy import load_policy
+from edgeprof.gate.drift import drift_categorical
+from edgeprof.gate.evaluate import FAIL, PASS, check_drift
+from edgeprof.gate.policy import load_policy
 from edgeprof.testing.sample_reports import minimal_report
 
 

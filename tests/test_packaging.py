@@ -34,12 +34,15 @@ def test_wheel_contains_the_compiled_core_bridge_and_boards(tmp_path: Path) -> N
     assert "edgeprof/native.py" in names
     assert "edgeprof/py.typed" in names
     assert "edgeprof/bridge/ports.py" in names
-    boards = {n for n in names if n.startswith("edgeprof/boards/") and n.endswith(".toml")}
-    shipped = {f"edgeprof/boards/{p.name}" for p in (ROOT / "boards").glob("*.toml")}
+    boards = {n for n in names if n.startswith("edgeprof/device/boards/") and n.endswith(".toml")}
+    shipped = {
+        f"edgeprof/device/boards/{p.name}"
+        for p in (ROOT / "agent/edgeprof/device/boards").glob("*.toml")
+    }
     assert boards == shipped
     models = {
         f"edgeprof/models/{p.name}"
-        for p in (ROOT / "agent/models").iterdir()
+        for p in (ROOT / "agent/edgeprof/models").iterdir()
         if p.suffix in (".tflite", ".npz")
     }
     assert models <= names  # the demo models and their data ship with the package

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edgeprof.errors import InputError
-from edgeprof.quality import (
+from edgeprof.measure.quality import (
     accuracy,
     compression_ratio,
     dequantize,

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from edgeprof.errors import InputError
-from edgeprof.report import (
+from edgeprof.report.codec import (
     decode,
     encode,
     pack_array,

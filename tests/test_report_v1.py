@@ -14,11 +14,11 @@ import msgpack
 import numpy as np
 import pytest
 
-from edgeprof import signing
 from edgeprof.errors import InputError
-from edgeprof.report import decode, encode, read_report, to_wire
-from edgeprof.report_schema import FIELDS, MINOR, markdown_table, validate
-from edgeprof.signing import Keys, canonical_bytes, init_keys, load_keys, sign, verify
+from edgeprof.report import signing
+from edgeprof.report.codec import decode, encode, read_report, to_wire
+from edgeprof.report.schema import FIELDS, MINOR, markdown_table, validate
+from edgeprof.report.signing import Keys, canonical_bytes, init_keys, load_keys, sign, verify
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
@@ -64,7 +64,7 @@ def test_encode_stamps_v1_when_the_report_does_not_say() -> None:
 
 def test_docs_embed_the_schema_table() -> None:
     doc = (ROOT / "docs" / "report-format.md").read_text()
-    assert markdown_table() in doc, "regenerate with python -m edgeprof.report_schema"
+    assert markdown_table() in doc, "regenerate with python -m edgeprof.report.schema"
 
 
 def test_units_are_in_the_key_names() -> None:

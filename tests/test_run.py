@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edgeprof.report import decode
+from edgeprof.report.codec import decode
 from edgeprof.testing.fake_sysfs import fake_roots, make_hwmon_ina219
 
 if not os.environ.get("CI"):  # in CI a missing runtime fails the tests instead

@@ -22,8 +22,8 @@ pytest.importorskip("ai_edge_litert", reason="needs LiteRT: pip install 'edgepro
 from bridge_helpers import HostFirmware, host_firmware
 
 import edgeprof.models
-from edgeprof.inputs import random_inputs
-from edgeprof.report import read_report
+from edgeprof.measure.inputs import random_inputs
+from edgeprof.report.codec import read_report
 from edgeprof.runners import ModelFile, RunnerOptions, make_runner
 
 MODELS = Path(edgeprof.models.DIRECTORY)

@@ -11,9 +11,9 @@ from pathlib import Path
 import msgpack
 
 import edgeprof.models
-from edgeprof.report import decode_wire, uuid7
+from edgeprof.report.codec import decode_wire, uuid7
 from edgeprof.testing.standin_collector import StandinCollector
-from edgeprof.uplink import push
+from edgeprof.uplink.spool import push
 
 MLP = Path(edgeprof.models.DIRECTORY) / "kws_mlp_int8.tflite"
 TOKEN = "device-token-for-tests"

@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 
 from edgeprof import native
-from edgeprof.channels import ChannelSpec, ReadKind
+from edgeprof.device.channels import ChannelSpec, ReadKind
+from edgeprof.device.roots import SystemRoots
+from edgeprof.device.sampler import Sampler
+from edgeprof.device.sources.power import discover_power
+from edgeprof.device.sources.system import rss_channel
 from edgeprof.errors import InputError, NativeError
-from edgeprof.roots import SystemRoots
-from edgeprof.sampler import Sampler
-from edgeprof.sources.power import discover_power
-from edgeprof.sources.system import rss_channel
 from edgeprof.testing.fake_sysfs import (
     WaveformWriter,
     expected_value,
@@ -191,9 +191,9 @@ def test_first_tick_in_a_fresh_process_is_calibrated() -> None:
     # uncalibrated source, and every timestamp was off by minutes. Run it in a fresh process.
     code = (
         "import os, time\n"
-        "from edgeprof.sampler import Sampler\n"
-        "from edgeprof.roots import SystemRoots\n"
-        "from edgeprof.sources.system import rss_channel\n"
+        "from edgeprof.device.sampler import Sampler\n"
+        "from edgeprof.device.roots import SystemRoots\n"
+        "from edgeprof.device.sources.system import rss_channel\n"
         "from edgeprof import native\n"
         "with Sampler([rss_channel(SystemRoots(), os.getpid())], 100.0) as s:\n"
         "    time.sleep(0.1)\n"

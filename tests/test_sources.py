@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 from privileges import in_unprivileged_child, world_traversable_dir
 
-from edgeprof.channels import ChannelSpec, ReadKind
-from edgeprof.errors import InputError, UnavailableError
-from edgeprof.roots import SystemRoots
-from edgeprof.sources import power, system
-from edgeprof.sources.power import (
+from edgeprof.device.channels import ChannelSpec, ReadKind
+from edgeprof.device.roots import SystemRoots
+from edgeprof.device.sources import power, system
+from edgeprof.device.sources.power import (
     HwmonSource,
     IioIna3221Source,
     RaplSource,
@@ -21,6 +20,7 @@ from edgeprof.sources.power import (
     discover_power_with_notes,
     read_sysfs_int,
 )
+from edgeprof.errors import InputError, UnavailableError
 from edgeprof.testing import fake_sysfs as fs
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edgeprof.errors import InputError
-from edgeprof.stats import (
+from edgeprof.measure.stats import (
     _bootstrap_percentiles,
     min_samples_for,
     percentile_ci,

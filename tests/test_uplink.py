@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from edgeprof.store import save_report
+from edgeprof.report.store import save_report
 from edgeprof.testing.standin_collector import StandinCollector, sample_report
-from edgeprof.uplink import (
+from edgeprof.uplink.spool import (
     CORRUPT_DIR,
     REJECTED_DIR,
     SENT_DIR,
@@ -58,10 +58,10 @@ def free_port() -> int:
 
 
 def cli(*args: str, token: str = TOKEN, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """``python -m edgeprof.cli_push ARGS`` as cron would run it, token from the environment."""
+    """``python -m edgeprof.cli.push ARGS`` as cron would run it, token from the environment."""
     env = {**os.environ, "EDGEPROF_TOKEN": token}
     return subprocess.run(
-        [sys.executable, "-m", "edgeprof.cli_push", *args],
+        [sys.executable, "-m", "edgeprof.cli.push", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -221,7 +221,7 @@ def test_two_concurrent_pushes_store_each_report_once(tmp_path: Path) -> None:
     store, up = tmp_path / "store", tmp_path / "up"
     ids = spool(store, 8)
     with StandinCollector(up, TOKEN, slow_s=0.05) as c:
-        args = [sys.executable, "-m", "edgeprof.cli_push", "--url", c.url, "--store", str(store)]
+        args = [sys.executable, "-m", "edgeprof.cli.push", "--url", c.url, "--store", str(store)]
         env = {**os.environ, "EDGEPROF_TOKEN": TOKEN}
         procs = [
             subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from edgeprof.errors import InputError
-from edgeprof.report import decode
-from edgeprof.store import save_report
+from edgeprof.report.codec import decode
+from edgeprof.report.store import save_report
 from edgeprof.testing.standin_collector import StandinCollector, sample_report
-from edgeprof.uplink import SENT_DIR, push, spooled
+from edgeprof.uplink.spool import SENT_DIR, push, spooled
 
 TOKEN = "kill-test-token"
 ITERATIONS = int(os.environ.get("EDGEPROF_KILL_ITERATIONS", "100"))

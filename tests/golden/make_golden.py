@@ -133,8 +133,8 @@ def build_report(n: int = 5, trace_samples: int = 8, rails: tuple[str, ...] = ("
 
 
 def main() -> None:
-    from edgeprof.report import encode
-    from edgeprof.signing import Keys, sign
+    from edgeprof.report.codec import encode
+    from edgeprof.report.signing import Keys, sign
 
     keys = Keys(directory=HERE, hmac_key=KEY.read_bytes())
     GOLDEN.write_bytes(encode(sign(build_report(), keys)))

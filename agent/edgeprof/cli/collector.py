@@ -1,0 +1,285 @@
+"""``edgeprof serve``, ``edgeprof collector ...`` and ``edgeprof pull``: the upstream side.
+
+``serve`` and ``collector`` need the ``edgeprof[collector]`` extra and say so when it is
+missing; ``pull`` needs only the standard library.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from edgeprof.errors import InputError
+from edgeprof.uplink.spool import resolve_token
+
+_DB_HELP = (
+    "Database: a file path (SQLite, the default is in the XDG data dir) or postgresql://... "
+    "(also $EDGEPROF_COLLECTOR_DB)."
+)
+
+
+def _need_extra() -> None:
+    missing = []
+    for module in ("sqlalchemy", "starlette", "uvicorn", "prometheus_client"):
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(module)
+    if missing:
+        raise InputError(
+            f"the collector needs {', '.join(missing)}: pip install 'edgeprof[collector]'"
+        )
+
+
+def _engine(db: str | None) -> Any:
+    _need_extra()
+    from edgeprof.collector.db import open_database
+    from edgeprof.collector.server import default_database
+
+    return open_database(db or default_database())
+
+
+def _db_option(f: Any) -> Any:
+    return click.option("--db", envvar="EDGEPROF_COLLECTOR_DB", default=None, help=_DB_HELP)(f)
+
+
+@click.command("serve")
+@_db_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8600, show_default=True)
+@click.option(
+    "--max-body-bytes",
+    type=click.IntRange(min=1024),
+    default=64 * 1024 * 1024,
+    show_default=True,
+    help="Largest report accepted (413 above it).",
+)
+@click.option("--access-log", is_flag=True, help="Log every request.")
+def serve(db: str | None, host: str, port: int, max_body_bytes: int, access_log: bool) -> None:
+    """Run the collector: devices upload reports, pipelines pull them (HTTP API)."""
+    _need_extra()
+    from edgeprof.collector.server import default_database
+    from edgeprof.collector.server import serve as run
+
+    run(db or default_database(), host, port, max_body_bytes=max_body_bytes, access_log=access_log)
+
+
+@click.group("collector")
+def collector_group() -> None:
+    """Administer a collector's database: tokens, trusted signing keys, migrations."""
+
+
+@collector_group.command("migrate")
+@_db_option
+def migrate(db: str | None) -> None:
+    """Create or upgrade the database schema (serve does this too)."""
+    from edgeprof.collector.db import SCHEMA_VERSION
+
+    _engine(db).dispose()
+    click.echo(f"database at schema version {SCHEMA_VERSION}")
+
+
+@collector_group.group("token")
+def token_group() -> None:
+    """Bearer tokens: device (upload), pipeline (read), admin (manage tokens)."""
+
+
+@token_group.command("create")
+@_db_option
+@click.option("--role", type=click.Choice(["device", "pipeline", "admin"]), required=True)
+@click.option("--name", required=True, help="Who holds it, e.g. the device or rig name.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the token to this file (mode 0600) instead of stdout.",
+)
+def token_create(db: str | None, role: str, name: str, out: Path | None) -> None:
+    """Create a token; the secret is shown once (only its hash is stored)."""
+    from edgeprof.atomic import write_atomic
+    from edgeprof.collector.tokens import create_token, parse_role
+
+    engine = _engine(db)
+    info, secret = create_token(engine, parse_role(role), name)
+    engine.dispose()
+    if out is not None:
+        try:
+            write_atomic(out, (secret + "\n").encode())
+            out.chmod(0o600)
+        except OSError as exc:
+            raise InputError(f"cannot write {out}: {exc.strerror or exc}") from None
+        click.echo(f"token {info.id} ({info.role.value}, {info.name}) written to {out}", err=True)
+    else:
+        click.echo(secret)
+        click.echo(f"token {info.id} ({info.role.value}, {info.name}): shown once", err=True)
+
+
+@token_group.command("list")
+@_db_option
+@click.option("--json", "as_json", is_flag=True)
+def token_list(db: str | None, as_json: bool) -> None:
+    """Every token, without secrets."""
+    from edgeprof.collector.tokens import list_tokens
+
+    engine = _engine(db)
+    found = list_tokens(engine)
+    engine.dispose()
+    if as_json:
+        click.echo(json.dumps([t.as_dict() for t in found]))
+        return
+    for t in found:
+        state = "revoked" if t.revoked_ns else "active"
+        click.echo(f"{t.id}  {t.role.value:<8}  {state:<7}  {t.name}")
+
+
+@token_group.command("revoke")
+@_db_option
+@click.argument("token_id")
+def token_revoke(db: str | None, token_id: str) -> None:
+    """Revoke a token by id: it stops working at once."""
+    from edgeprof.collector.tokens import revoke_token
+
+    engine = _engine(db)
+    info = revoke_token(engine, token_id)
+    engine.dispose()
+    click.echo(f"revoked {info.id} ({info.role.value}, {info.name})")
+
+
+@collector_group.group("key")
+def key_group() -> None:
+    """Signing keys this collector trusts (reports signed by others are refused)."""
+
+
+@key_group.command("add")
+@_db_option
+@click.option("--name", required=True, help="Which device the key belongs to.")
+@click.option(
+    "--from-key-dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="A device's `edgeprof keys` directory: enrol its HMAC key and Ed25519 public key.",
+)
+@click.option("--hmac-key-file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--ed25519-public-key", metavar="HEX", help="32-byte public key in hex.")
+def key_add(
+    db: str | None,
+    name: str,
+    from_key_dir: Path | None,
+    hmac_key_file: Path | None,
+    ed25519_public_key: str | None,
+) -> None:
+    """Enrol a device's signing key(s)."""
+    from edgeprof.collector import keys as trust
+
+    pairs: list[tuple[str, bytes]] = []
+    if from_key_dir is not None:
+        pairs += trust.keys_from_dir(from_key_dir)
+    if hmac_key_file is not None:
+        try:
+            pairs.append((trust.HMAC, hmac_key_file.read_bytes()))
+        except OSError as exc:
+            raise InputError(f"cannot read {hmac_key_file}: {exc.strerror or exc}") from None
+    if ed25519_public_key is not None:
+        try:
+            pairs.append((trust.ED25519, bytes.fromhex(ed25519_public_key)))
+        except ValueError:
+            raise InputError("--ed25519-public-key: not hex") from None
+    if not pairs:
+        raise InputError("give --from-key-dir, --hmac-key-file or --ed25519-public-key")
+    engine = _engine(db)
+    for kind, material in pairs:
+        key = trust.add_key(engine, kind, material, name)
+        click.echo(f"trusted {key.kind} key {key.key_id} ({name})")
+    engine.dispose()
+
+
+@key_group.command("list")
+@_db_option
+def key_list(db: str | None) -> None:
+    """The trusted keys."""
+    from edgeprof.collector.keys import list_keys
+
+    engine = _engine(db)
+    for key in list_keys(engine):
+        click.echo(f"{key.key_id}  {key.kind:<11}  {key.name}")
+    engine.dispose()
+
+
+@key_group.command("revoke")
+@_db_option
+@click.argument("key_id")
+def key_revoke(db: str | None, key_id: str) -> None:
+    """Stop trusting a key (stored reports stay stored)."""
+    from edgeprof.collector.keys import revoke_key
+
+    engine = _engine(db)
+    revoke_key(engine, key_id)
+    engine.dispose()
+    click.echo(f"revoked key {key_id}")
+
+
+@click.command("pull")
+@click.option("--url", required=True, help="Collector base URL.")
+@click.option("--token", default=None, help="Pipeline token (prefer --token-file).")
+@click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--model", help="Model name.")
+@click.option("--model-sha256", help="Model file sha256.")
+@click.option("--board", help="Board id.")
+@click.option("--device", help="Device id.")
+@click.option("--runner", help="Runner (tflite, tflm, mcu).")
+@click.option("--since", "created_after", help="Created at or after (ISO 8601 or Unix ns).")
+@click.option("--until", "created_before", help="Created before (ISO 8601 or Unix ns).")
+@click.option("--tag", multiple=True, metavar="KEY:VALUE", help="Repeatable; all must match.")
+@click.option("--gate-status", type=click.Choice(["none", "pass", "fail", "incomplete"]))
+@click.option("--max", "limit", type=click.IntRange(min=1), help="At most this many reports.")
+@click.option(
+    "--out",
+    default=None,
+    help="Folder to write <id>.msgpack files into, or - for the reports on stdout "
+    "(concatenated msgpack maps).",
+)
+@click.option("--list", "list_only", is_flag=True, help="Only list (JSON lines), fetch nothing.")
+@click.option("--timeout", "timeout_s", type=float, default=30.0, show_default=True)
+def pull(
+    url: str,
+    token: str | None,
+    token_file: Path | None,
+    tag: tuple[str, ...],
+    limit: int | None,
+    out: str | None,
+    list_only: bool,
+    timeout_s: float,
+    **filters: str | None,
+) -> None:
+    """Fetch reports from a collector by filter, checked byte for byte."""
+    from edgeprof.uplink.pull import Client, save
+
+    if not list_only and out is None:
+        raise InputError("give --out DIR (or --out - for stdout), or --list")
+    client = Client.make(url, resolve_token(token, token_file), timeout_s)
+    clean = {k: v for k, v in filters.items() if v is not None}
+    directory = None
+    if out not in (None, "-"):
+        directory = Path(out)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"cannot create {directory}: {exc.strerror or exc}") from None
+    written = kept = 0
+    for item in client.listings(clean, list(tag), limit=limit):
+        if list_only:
+            click.echo(json.dumps(item, sort_keys=True))
+            continue
+        data = client.fetch(item["id"], item.get("sha256"))
+        if directory is None:
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+            written += 1
+            continue
+        _, new = save(directory, item["id"], data)
+        written += new
+        kept += not new
+    if directory is not None:
+        click.echo(f"pulled {written} new report(s) into {directory} ({kept} already there)")

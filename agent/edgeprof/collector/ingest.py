@@ -1,0 +1,161 @@
+"""An uploaded body in; a checked report and the row that indexes it out, or a clear refusal.
+
+The order of checks is the order of cost: the envelope (msgpack, schema, major version), the v1
+validation of every field, then the signatures against the enrolled keys. Each refusal carries
+the HTTP status and a message that names the problem, so a device's ``rejected/`` folder says
+why; nothing in here can raise anything but :class:`Refused` for bad input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from edgeprof.collector.keys import verify_trusted
+from edgeprof.errors import InputError
+from edgeprof.report.codec import SchemaVersionError, decode_wire, from_wire
+
+_LIMITS = {"model_name": 256, "board_id": 128, "device_id": 256, "runner": 64}
+_TAG_KEY_MAX = 128
+_TAG_VALUE_MAX = 1024
+
+
+@dataclass
+class Refused(Exception):  # noqa: N818 - an outcome (HTTP 4xx), named as the API says it
+    """Why an upload is not stored, as an HTTP status and a message for people."""
+
+    status: int
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass
+class IngestRow:
+    """The columns of a stored report (see :data:`edgeprof.collector.db.reports`)."""
+
+    id: str
+    created_ns: int
+    schema_minor: int
+    model_name: str
+    model_sha256: str
+    board_id: str
+    device_id: str
+    runner: str
+    count: int
+    p50_s: float | None
+    p95_s: float | None
+    p99_s: float | None
+    rss_peak_bytes: float | None
+    energy_per_inference_j: float | None
+    power_mean_w: float | None
+    size_bytes: int
+    sha256: str
+    signed_by: str
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def columns(self) -> dict[str, Any]:
+        out = dict(self.__dict__)
+        del out["tags"]
+        return out
+
+
+def _number(value: Any) -> float | None:
+    """A finite float, else None: NaN (not measured) is not stored as a sortable value."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    f = float(value)
+    return f if math.isfinite(f) else None
+
+
+def _bounded(name: str, value: str) -> str:
+    limit = _LIMITS[name]
+    if "\x00" in value:
+        raise Refused(422, f"{name} contains a NUL character")
+    if len(value) > limit:
+        raise Refused(422, f"{name} is {len(value)} characters; the collector keeps up to {limit}")
+    return value
+
+
+def decode_upload(body: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(wire form, validated report) of an uploaded body, or Refused (400 or 422)."""
+    try:
+        wire = decode_wire(body, "upload")
+    except SchemaVersionError as exc:
+        raise Refused(422, str(exc)) from None
+    except InputError as exc:
+        raise Refused(400, str(exc)) from None
+    try:
+        report = from_wire(wire, "upload")
+    except InputError as exc:
+        raise Refused(422, str(exc)) from None
+    return wire, report
+
+
+def check_signature(conn: Connection, wire: dict[str, Any]) -> str:
+    """The verified signatures as ``kind:key_id`` (comma-separated), or Refused (422)."""
+    result = verify_trusted(conn, wire)
+    if not result.present:
+        raise Refused(422, "unsigned report: this collector accepts only signed reports")
+    if result.failed:
+        raise Refused(422, f"signature mismatch: {result.message()}")
+    if not result.verified:
+        raise Refused(
+            422,
+            f"not signed by a key this collector trusts ({result.message()}); "
+            "enrol the device with `edgeprof collector key add`",
+        )
+    sig = wire["signature"]
+    names = []
+    for kind in sorted(result.verified):
+        block = sig[kind]
+        kid = block.get("key_id") if kind == "hmac_sha256" else None
+        if kid is None and isinstance(block.get("public_key"), bytes):
+            kid = hashlib.sha256(block["public_key"]).hexdigest()[:16]
+        names.append(f"{kind}:{kid}")
+    return ",".join(names)
+
+
+def index_row(report: dict[str, Any], body: bytes, signed_by: str) -> IngestRow:
+    """The indexed columns of a validated report."""
+    summary = report["summary"]
+    latency = summary["latency"]
+    tags = report.get("tags") or {}
+    for key, value in tags.items():
+        if "\x00" in key or "\x00" in value:
+            raise Refused(422, f"tag {key[:40]!r} contains a NUL character")
+        if len(key) > _TAG_KEY_MAX or len(value) > _TAG_VALUE_MAX:
+            raise Refused(
+                422,
+                f"tag {key[:40]!r}: keys are kept up to {_TAG_KEY_MAX} characters, "
+                f"values up to {_TAG_VALUE_MAX}",
+            )
+    version = report["schema_version"]
+    if not 0 <= report["created_ns"] < 2**63 or not 0 <= version[1] < 2**31:
+        raise Refused(422, "created_ns or schema_version out of range")
+    return IngestRow(
+        id=report["report_id"],
+        created_ns=int(report["created_ns"]),
+        schema_minor=int(version[1]),
+        model_name=_bounded("model_name", report["model"]["name"]),
+        model_sha256=report["model"]["sha256"],
+        board_id=_bounded("board_id", report["device"]["board_id"]),
+        device_id=_bounded("device_id", report["device"]["device_id"]),
+        runner=_bounded("runner", report["runner"]["runner"]),
+        count=int(summary["count"]),
+        p50_s=_number(latency.get("p50_s")),
+        p95_s=_number(latency.get("p95_s")),
+        p99_s=_number(latency.get("p99_s")),
+        rss_peak_bytes=_number(summary.get("rss_peak_bytes")),
+        energy_per_inference_j=_number(summary.get("energy_per_inference_j")),
+        power_mean_w=_number(summary.get("power_mean_w")),
+        size_bytes=len(body),
+        sha256=hashlib.sha256(body).hexdigest(),
+        signed_by=signed_by,
+        tags=dict(tags),
+    )

@@ -1,0 +1,448 @@
+"""One profiling run: load, warm up, measure, and turn ticks and samples into per-inference numbers.
+
+The sequence is TFLite benchmark_model's: a timed load-and-allocate, a warm-up (a count and/or
+seconds), then measured inferences until both a minimum count and a minimum time are reached,
+bounded by a maximum time. Each measured ``invoke`` sits inside a native region; the monitor's
+native threads sample memory and power throughout. Per inference: latency from the region's
+ticks, energy of each power rail integrated over the region, peak RSS inside it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from edgeprof import native
+from edgeprof.device.channels import ChannelSpec, ReadKind
+from edgeprof.device.envinfo import cpu_snapshot, load_average, other_load
+from edgeprof.device.monitor import Monitor, MonitorTraces
+from edgeprof.device.roots import SystemRoots
+from edgeprof.device.sampler import Trace
+from edgeprof.device.sources.system import read_governors
+from edgeprof.errors import InputError
+from edgeprof.measure.energy import energy_from_counter, energy_in_regions, peak_in_regions
+from edgeprof.measure.stats import summarize
+from edgeprof.native import ClockInfo
+from edgeprof.runners.base import DeviceMeasurements, Runner
+
+Progress = Callable[[str, int, float], None]  # phase, inferences done, fraction done (0..1)
+PROGRESS_EVERY_S = 0.1  # redraw at most this often: a progress bar must not cost inferences
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """How many inferences, for how long: benchmark_model's semantics."""
+
+    warmup_count: int = 10
+    warmup_seconds: float = 0.0
+    min_count: int = 100
+    min_seconds: float = 1.0
+    max_seconds: float = 60.0
+    max_count: int = 1_000_000
+    delay_s: float = 0.0
+    rate_hz: float = 1000.0
+    slow_rate_hz: float = 10.0
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.warmup_count >= 0, "--warmup must be >= 0"),
+            (self.warmup_seconds >= 0, "--warmup-seconds must be >= 0"),
+            (self.min_count >= 1, "--count must be >= 1"),
+            (self.min_seconds >= 0, "--min-seconds must be >= 0"),
+            (self.max_seconds > 0, "--max-seconds must be > 0"),
+            (self.max_count >= self.min_count, "the maximum count is below --count"),
+            (self.delay_s >= 0, "--delay-ms must be >= 0"),
+            (0 < self.rate_hz <= 100_000, "--rate-hz must be in (0, 100000]"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise InputError(message)
+
+    def describe(self) -> dict[str, Any]:
+        """For the report's run configuration."""
+        return {
+            "warmup_count": self.warmup_count,
+            "warmup_s": self.warmup_seconds,
+            "min_count": self.min_count,
+            "min_s": self.min_seconds,
+            "max_s": self.max_seconds,
+            "max_count": self.max_count,
+            "delay_s": self.delay_s,
+            "sampler_rate_hz": self.rate_hz,
+            "slow_sampler_rate_hz": self.slow_rate_hz,
+        }
+
+
+@dataclass
+class SessionResult:
+    """Everything a run measured, before it becomes a report."""
+
+    clock: ClockInfo
+    init: dict[str, Any]
+    begin_ns: np.ndarray
+    end_ns: np.ndarray
+    latency_s: np.ndarray
+    cycles: np.ndarray | None
+    instructions: np.ndarray | None
+    energy_j: dict[str, np.ndarray]
+    peak_rss_bytes: np.ndarray
+    traces: MonitorTraces
+    summary: dict[str, Any]
+    environment: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+    counters_reason: str = ""
+    # A runner whose device measures itself (MCU): latency_s is the device's, and the host's
+    # time around each invoke is only the round trip, kept here apart.
+    device: DeviceMeasurements | None = None
+    host_round_trip_s: np.ndarray | None = None
+    # Per inference, of the first output: the arg-max (class) and its dequantized value.
+    output_top1: np.ndarray | None = None
+    output_top_score: np.ndarray | None = None
+
+    @property
+    def count(self) -> int:
+        """Measured inferences."""
+        return int(self.latency_s.shape[0])
+
+
+def _column(trace: Trace, spec: ChannelSpec) -> np.ndarray:
+    return trace.values[:, trace.names.index(spec.name)]
+
+
+def _rail_energy(
+    trace: Trace, t_ns: np.ndarray, begin: np.ndarray, end: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Energy per inference for every power rail (W channels) and energy counter (J)."""
+    out: dict[str, np.ndarray] = {}
+    for spec in trace.specs:
+        if spec.quantity == "power":
+            out[spec.name] = energy_in_regions(t_ns, _column(trace, spec), begin, end)
+        elif spec.kind is ReadKind.COUNTER and spec.unit == "J":
+            out[spec.name] = energy_from_counter(t_ns, _column(trace, spec), begin, end)
+    return out
+
+
+def primary_rail(specs: Sequence[ChannelSpec]) -> str | None:
+    """The rail that stands for the whole device: a board input (VDD_IN), RAPL psys or package."""
+    candidates = [s for s in specs if s.quantity == "power" or s.kind is ReadKind.COUNTER]
+    for test in (
+        lambda s: s.label.upper() in ("VDD_IN", "VIN", "IN"),
+        lambda s: "psys" in s.name,
+        lambda s: s.name.startswith("rapl.package-0.") or s.name == "rapl.package-0.energy",
+        lambda s: True,
+    ):
+        for s in candidates:
+            if test(s):
+                return s.name
+    return None
+
+
+def _pick_example(examples: Sequence[dict[str, np.ndarray]], i: int) -> dict[str, np.ndarray]:
+    return examples[i % len(examples)]
+
+
+def _warm_up(
+    runner: Runner,
+    examples: Sequence[dict[str, np.ndarray]],
+    plan: RunPlan,
+    progress: Progress | None,
+) -> int:
+    n = 0
+    start = last = time.perf_counter()
+    while n < plan.warmup_count or time.perf_counter() - start < plan.warmup_seconds:
+        runner.set_inputs(_pick_example(examples, n))
+        runner.invoke()
+        n += 1
+        now = time.perf_counter()
+        if progress and now - last >= PROGRESS_EVERY_S:
+            last = now
+            progress(
+                "warm-up", n, _fraction(n, plan.warmup_count, now - start, plan.warmup_seconds)
+            )
+        if now - start > plan.max_seconds:
+            break
+    if progress:
+        progress("warm-up", n, 1.0)
+    return n
+
+
+def _fraction(n: int, count: int, elapsed: float, seconds: float) -> float:
+    """How far a phase that ends when both a count and a duration are reached has come."""
+    by_count = n / count if count else 1.0
+    by_time = elapsed / seconds if seconds else 1.0
+    return min(1.0, by_count, by_time)
+
+
+def _measure(
+    runner: Runner,
+    examples: Sequence[dict[str, np.ndarray]],
+    plan: RunPlan,
+    regions: native.Regions,
+    progress: Progress | None,
+    top1: list[int],
+    top_score: list[float],
+) -> float:
+    """The measured loop. Returns its wall time in seconds.
+
+    After each region (never inside it) the first output's arg-max and its value are kept, so
+    the report carries the output distribution that drift checks compare between runs.
+    """
+    begin, end = native.mark_begin, native.mark_end
+    set_inputs, invoke, get_outputs = runner.set_inputs, runner.invoke, runner.get_outputs
+    out_info = runner.outputs[0] if runner.outputs else None
+    scale = out_info.scale if out_info is not None and out_info.quantized else 1.0
+    zero = out_info.zero_point if out_info is not None and out_info.quantized else 0
+    clock = time.perf_counter
+    delay = plan.delay_s
+    regions.activate()
+    start = clock()
+    last = 0.0
+    n = 0
+    try:
+        while True:
+            set_inputs(_pick_example(examples, n))
+            begin()
+            invoke()
+            end()
+            n += 1
+            if out_info is not None:
+                first = get_outputs()[0].reshape(-1)
+                k = int(np.argmax(first))
+                top1.append(k)
+                top_score.append((float(first[k]) - zero) * scale)
+            elapsed = clock() - start
+            if (n >= plan.min_count and elapsed >= plan.min_seconds) or n >= plan.max_count:
+                break
+            if elapsed >= plan.max_seconds:
+                break
+            if progress and elapsed - last >= PROGRESS_EVERY_S:
+                last = elapsed
+                frac = _fraction(n, plan.min_count, elapsed, plan.min_seconds)
+                progress("measure", n, max(frac, elapsed / plan.max_seconds))
+            if delay:
+                time.sleep(delay)
+    finally:
+        regions.deactivate()
+    if progress:
+        progress("measure", n, 1.0)
+    return clock() - start
+
+
+def _slow_extremes(slow: Trace | None, quantity: str) -> dict[str, dict[str, float]]:
+    """Per channel of a quantity: first, last, min and max of the slow trace (finite values)."""
+    out: dict[str, dict[str, float]] = {}
+    if slow is None or len(slow) == 0:
+        return out
+    for spec in slow.specs:
+        if spec.quantity != quantity:
+            continue
+        col = _column(slow, spec)
+        col = col[np.isfinite(col)]
+        if len(col):
+            out[spec.name] = {
+                "start": float(col[0]),
+                "end": float(col[-1]),
+                "min": float(col.min()),
+                "max": float(col.max()),
+            }
+    return out
+
+
+def _freq_warnings(slow: Trace | None) -> list[str]:
+    out: list[str] = []
+    if slow is None or len(slow) == 0:
+        return out
+    for spec in slow.specs:
+        col = _column(slow, spec)
+        col = col[np.isfinite(col)]
+        if not len(col):
+            continue
+        if spec.quantity == "frequency" and col.max() > col.min():
+            out.append(
+                f"CPU frequency changed during the run ({spec.name}: "
+                f"{col.min() / 1e6:.0f}-{col.max() / 1e6:.0f} MHz): throttling or a "
+                "non-performance governor"
+            )
+        if spec.quantity == "temperature" and col.max() - col.min() >= 5.0:
+            out.append(
+                f"{spec.name} rose {col.max() - col.min():.1f} °C during the run "
+                f"(to {col.max():.1f} °C): thermal throttling may follow"
+            )
+    return out
+
+
+Examples = Sequence[dict[str, np.ndarray]]
+
+
+def run_session(
+    runner: Runner,
+    make_examples: Callable[[Runner], Examples],
+    plan: RunPlan,
+    roots: SystemRoots | None = None,
+    *,
+    counters: bool = True,
+    progress: Progress | None = None,
+) -> SessionResult:
+    """Profile ``runner`` following ``plan``, cycling through the examples that
+    ``make_examples`` gives once the model is loaded (its input tensors are known then)."""
+    roots = roots or SystemRoots.from_env()
+    clock = native.clock_info()
+    pid = os.getpid()
+    governors = read_governors(roots)
+    monitor = Monitor(roots, pid, rate_hz=plan.rate_hz, slow_rate_hz=plan.slow_rate_hz)
+    rss_spec = monitor.fast.specs[0]
+    _, rss_now = monitor.fast.read_now()
+    rss_before = float(rss_now[0])
+    regions = native.Regions(plan.max_count, counters=counters)
+    runner.probe()
+    monitor.start()
+    try:
+        t_load0 = native.tick()
+        runner.prepare()
+        t_load1 = native.tick()
+        if progress:
+            progress("load", 1, 1.0)
+        examples = make_examples(runner)
+        if not examples:
+            raise InputError("no input examples to run")
+        warm = _warm_up(runner, examples, plan, progress)
+        runner.device_measurements()  # the warm-up's, if the device measures: not reported
+        cpu0 = cpu_snapshot(roots, pid)
+        top1: list[int] = []
+        top_score: list[float] = []
+        wall = _measure(runner, examples, plan, regions, progress, top1, top_score)
+        cpu1 = cpu_snapshot(roots, pid)
+    finally:
+        traces = monitor.stop()
+    marks = regions.arrays()
+    if regions.dropped:
+        raise InputError(f"{regions.dropped} inferences did not fit the region buffer")
+    begin_ns = clock.ticks_to_ns(marks["begin_tick"])
+    end_ns = clock.ticks_to_ns(marks["end_tick"])
+    latency = clock.ticks_to_seconds(marks["end_tick"] - marks["begin_tick"])
+    device = runner.device_measurements()
+    host_round_trip = None
+    if device is not None:
+        if len(device.latency_s) != len(latency):
+            raise InputError(
+                f"the device reported {len(device.latency_s)} inferences, the host made "
+                f"{len(latency)}"
+            )
+        host_round_trip, latency = latency, device.latency_s
+    fast = traces.fast
+    t_ns = fast.times_ns(clock)
+    energy = _rail_energy(fast, t_ns, begin_ns, end_ns)
+    rss = _column(fast, rss_spec)
+    peak_rss = peak_in_regions(t_ns, rss, begin_ns, end_ns)
+    load_ns = clock.ticks_to_ns(np.array([t_load0, t_load1], dtype=np.uint64))
+    in_load = (t_ns >= load_ns[0]) & (t_ns <= load_ns[1])
+    after_load = t_ns >= load_ns[1]
+    init = {
+        "time_s": float(clock.ticks_to_seconds(t_load1 - t_load0)),
+        "rss_before_bytes": rss_before,
+        "rss_after_bytes": float(rss[after_load][0]) if after_load.any() else None,
+        "rss_peak_bytes": float(np.nanmax(rss[in_load])) if in_load.any() else None,
+        "warmup_inferences": warm,
+    }
+    lat = summarize(latency)
+    warnings = list(lat.warnings)
+    if device is not None:
+        warnings.extend(device.warnings)
+    summary: dict[str, Any] = {
+        "latency": lat.describe(),
+        "inferences_per_s": len(latency) / wall if wall > 0 else None,
+        "measured_wall_s": wall,
+        "rss_peak_bytes": float(np.nanmax(rss)) if len(rss) else None,
+        "rss_steady_bytes": float(np.nanmedian(peak_rss)) if len(peak_rss) else None,
+    }
+    rails: dict[str, Any] = {}
+    # The measured phase as one region: mean power = its energy / its duration, with the power
+    # interpolated at its edges, so a phase shorter than a sample period still gets a value.
+    phase_b, phase_e = begin_ns[:1], end_ns[-1:]
+    phase_s = float((phase_e[0] - phase_b[0]) / 1e9) if len(phase_b) else 0.0
+    for name, per_inf in energy.items():
+        spec = next(s for s in fast.specs if s.name == name)
+        col = _column(fast, spec)
+        avg = peak = None
+        if phase_s > 0:
+            if spec.kind is ReadKind.COUNTER:
+                phase_j = energy_from_counter(t_ns, col, phase_b, phase_e)[0]
+            else:
+                phase_j = energy_in_regions(t_ns, col, phase_b, phase_e)[0]
+                peak_w = peak_in_regions(t_ns, col, phase_b, phase_e)[0]
+                peak = float(peak_w) if np.isfinite(peak_w) else None
+            avg = float(phase_j / phase_s) if np.isfinite(phase_j) else None
+        rails[name] = {
+            "label": spec.label,
+            "source": spec.source,
+            "power_mean_w": avg,
+            "power_peak_w": peak,
+            "energy_per_inference_j": float(np.nanmean(per_inf))
+            if np.isfinite(per_inf).any()
+            else None,
+        }
+    if device is not None and host_round_trip is not None:
+        summary["latency_source"] = "device"
+        summary["host_round_trip"] = summarize(host_round_trip).describe()
+        summary["device"] = dict(device.summary)
+    summary["rails"] = rails
+    summary["primary_rail"] = primary_rail(fast.specs)
+    if summary["primary_rail"]:
+        summary["energy_per_inference_j"] = rails[summary["primary_rail"]]["energy_per_inference_j"]
+        summary["power_mean_w"] = rails[summary["primary_rail"]]["power_mean_w"]
+    gov = sorted(set(governors.values()))
+    if gov and gov != ["performance"]:
+        warnings.append(
+            f"CPU governor is {', '.join(gov)}, not performance: clocks may vary during the run"
+        )
+    warnings.extend(_freq_warnings(traces.slow))
+    others = other_load(cpu0, cpu1, wall)
+    if others is not None and others > 0.1:
+        warnings.append(
+            f"other processes used {others:.2f} CPU cores during the measurement: "
+            "results may be perturbed"
+        )
+    stats = fast.stats
+    if stats.missed_ratio > 0.001:
+        warnings.append(
+            f"the sampler missed {stats.missed_ratio:.2%} of its deadlines at {plan.rate_hz:g} Hz"
+        )
+    if not stats.realtime:
+        warnings.append("the sampler ran without real-time priority (no CAP_SYS_NICE)")
+    for name, (count, why) in {**fast.channel_errors}.items():
+        warnings.append(f"channel {name}: {count} reads failed ({why})")
+    env = {
+        "governors": governors,
+        "load_average": load_average(roots),
+        "other_load_cores": others,
+        "sampler": stats.describe(),
+        "slow_sampler": traces.slow.stats.describe() if traces.slow else None,
+        "cpu_freq_hz": _slow_extremes(traces.slow, "frequency"),
+        "temperature_c": _slow_extremes(traces.slow, "temperature"),
+        "channel_notes": traces.notes,
+    }
+    return SessionResult(
+        clock=clock,
+        init=init,
+        begin_ns=begin_ns,
+        end_ns=end_ns,
+        latency_s=latency,
+        cycles=marks.get("cycles"),
+        instructions=marks.get("instructions"),
+        energy_j=energy,
+        peak_rss_bytes=peak_rss,
+        traces=traces,
+        summary=summary,
+        environment=env,
+        warnings=warnings,
+        counters_reason=regions.counters_reason,
+        device=device,
+        host_round_trip_s=host_round_trip,
+        output_top1=np.asarray(top1, dtype=np.int32) if top1 else None,
+        output_top_score=np.asarray(top_score, dtype=np.float64) if top_score else None,
+    )

@@ -1,1 +1,0 @@
-"""Test fixtures that are real parts: fake sysfs trees written by real processes."""

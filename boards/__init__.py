@@ -1,1 +1,0 @@
-"""Board definitions as data: one TOML file per board, read only by edgeprof.board_registry."""
