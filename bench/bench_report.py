@@ -21,7 +21,9 @@ from typing import Any
 import numpy as np
 from _common import abab, save, summary
 
-from edgeprof.report.codec import decode, encode, uuid7
+from edgeprof.report.builder import trace
+from edgeprof.report.codec import decode, encode
+from edgeprof.testing.reports import make_report
 
 N_INFER = 10_000
 TRACE_S = 60
@@ -48,59 +50,14 @@ def big_report() -> dict[str, Any]:
     channels = [{"name": f"ch{i}", "unit": "W"} for i in range(CHANNELS)]
     t_ns = (np.arange(m, dtype=np.int64) * 1_000_000 + rng.integers(0, 50_000, m)).astype(np.int64)
     values = rng.normal(2.0, 0.3, (m, CHANNELS))
-    return {
-        "report_id": uuid7(),
-        "created_ns": time.time_ns(),
-        "agent": {"name": "edgeprof", "version": "0.1.0"},
-        "device": {
-            "board_id": "jetson-orin-nano",
-            "device_id": "machine-id:0123456789abcdef",
-            "os": "Linux",
-            "kernel": "5.15",
-            "machine": "aarch64",
-            "cpu_count": 6,
-        },
-        "model": {
-            "name": "m",
-            "sha256": "ab" * 32,
-            "size_bytes": 1,
-            "format": "tflite",
-            "inputs": [],
-            "outputs": [],
-        },
-        "runner": {"runner": "tflite"},
-        "run": {
-            "warmup_count": 10,
-            "min_count": n,
-            "min_s": 0.0,
-            "max_s": 60.0,
-            "delay_s": 0.0,
-            "sampler_rate_hz": 1000.0,
-            "input_source": "random",
-            "seed": 0,
-        },
-        "environment": {"governors": {}, "load_average": [0.0, 0.0, 0.0]},
-        "summary": {
-            "count": n,
-            "latency": {
-                "mean_s": float(lat.mean()),
-                "min_s": float(lat.min()),
-                "max_s": float(lat.max()),
-                **{f"p{p}_s": float(np.percentile(lat, p)) for p in (50, 90, 95, 99)},
-            },
-            "inferences_per_s": 200.0,
-            "measured_wall_s": 60.0,
-            "rss_peak_bytes": 5e7,
-            "rails": {r: {"power_mean_w": 2.5, "energy_per_inference_j": 0.01} for r in rails},
-            "primary_rail": rails[0],
-        },
-        "per_inference": per,
-        "traces": {
-            "fast": {"rate_hz": 1000.0, "channels": channels, "t_ns": t_ns, "values": values}
-        },
-        "warnings": [],
-        "tags": {},
-    }
+    return make_report(
+        detailed=True,
+        latency_s=lat,
+        rails=rails,
+        board="jetson-orin-nano",
+        per_inference=per,
+        traces={"fast": trace(1000.0, channels, t_ns, values)},
+    )
 
 
 def _listify(obj: Any) -> Any:

@@ -363,3 +363,8 @@ def test_golden_v1_0_report_still_decodes_and_verifies() -> None:
     assert to_wire(sign(build(), hmac_keys())) == msgpack.unpackb(
         (GOLDEN_DIR / "report_v1_0.msgpack").read_bytes()
     )
+
+
+def test_the_golden_maker_remakes_the_file_byte_for_byte() -> None:
+    # The maker builds through the report factory and builder: neither may change the bytes.
+    assert make_golden.golden_bytes() == (GOLDEN_DIR / "report_v1_0.msgpack").read_bytes()

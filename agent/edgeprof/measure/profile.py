@@ -31,6 +31,8 @@ from edgeprof.measure.quality import (
     top1_agreement,
 )
 from edgeprof.measure.session import Progress, RunPlan, SessionResult, run_session
+from edgeprof.report.builder import assemble
+from edgeprof.report.builder import trace as build_trace
 from edgeprof.report.codec import encode, uuid7
 from edgeprof.report.signing import load_keys, sign
 from edgeprof.report.store import save_report
@@ -266,16 +268,13 @@ def profile(
         per_inference["host_round_trip_s"] = session.host_round_trip_s
         for name, arr in session.device.arrays.items():
             per_inference[f"device_{name}"] = arr
-    traces: dict[str, Any] = {}
-    for key, trace in (("fast", session.traces.fast), ("slow", session.traces.slow)):
-        if trace is None:
-            continue
-        traces[key] = {
-            "rate_hz": trace.rate_hz,
-            "channels": [s.describe() for s in trace.specs],
-            "t_ns": trace.times_ns(session.clock),
-            "values": trace.values,
-        }
+    traces = {
+        key: build_trace(
+            t.rate_hz, [s.describe() for s in t.specs], t.times_ns(session.clock), t.values
+        )
+        for key, t in (("fast", session.traces.fast), ("slow", session.traces.slow))
+        if t is not None
+    }
     summary = dict(session.summary)
     summary["count"] = session.count
     summary["init_time_s"] = session.init["time_s"]
@@ -291,39 +290,39 @@ def profile(
         device["board_confidence"] = "given"
         device["mcu"] = runner_info["device"]
     report_id = uuid7()
-    report: dict[str, Any] = {
-        "report_id": report_id,
-        "created_ns": started_ns,
-        "agent": {"name": "edgeprof", "version": __version__},
-        "device": device,
-        "model": {
+    report = assemble(
+        report_id=report_id,
+        created_ns=started_ns,
+        agent={"name": "edgeprof", "version": __version__},
+        device=device,
+        model={
             **model.describe(),
             "quantization": _quantization(inputs + outputs),
             "inputs": _tensor_list(inputs),
             "outputs": _tensor_list(outputs),
             **({"registry": dict(req.registry)} if req.registry else {}),
         },
-        "runner": runner_info,
-        "run": {
+        runner=runner_info,
+        run={
             **req.plan.describe(),
             "input_source": examples.source,
             "input_notes": examples.notes,
             "seed": req.seed,
         },
-        "clock": session.clock.describe(),
-        "counters": {
+        clock=session.clock.describe(),
+        counters={
             "available": session.cycles is not None,
             "reason": session.counters_reason or None,
         },
-        "init": session.init,
-        "environment": session.environment,
-        "summary": summary,
-        "quality": quality,
-        "per_inference": per_inference,
-        "traces": traces,
-        "warnings": session.warnings,
-        "tags": dict(req.tags),
-    }
+        init=session.init,
+        environment=session.environment,
+        summary=summary,
+        quality=quality,
+        per_inference=per_inference,
+        traces=traces,
+        warnings=session.warnings,
+        tags=req.tags,
+    )
     if keys.any:
         report = sign(report, keys)
     else:
