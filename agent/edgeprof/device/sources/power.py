@@ -30,6 +30,7 @@ __all__ = [
     "discover_power_with_notes",
     "discovery_notes",
     "is_not_connected",
+    "missing_rails",
     "read_sysfs_int",
     "read_sysfs_text",
     "safe_component",
@@ -440,3 +441,11 @@ def discover_power(roots: SystemRoots) -> list[ChannelSpec]:
 def discovery_notes(roots: SystemRoots) -> list[str]:
     """Why power-rail candidates were skipped (unreadable, NC, disabled, malformed)."""
     return discover_power_with_notes(roots)[1]
+
+
+def missing_rails(expected: Iterable[str], channels: Iterable[ChannelSpec]) -> list[str]:
+    """The rails a board file names (``[power].rails``) that no discovered channel carries,
+    compared by the driver's label, case-insensitively: a board whose monitor is missing, not
+    bound or labelled differently shows up here instead of as a quietly shorter report."""
+    found = {c.label.strip().upper() for c in channels if c.label}
+    return [r for r in expected if r.strip().upper() not in found]
