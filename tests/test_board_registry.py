@@ -131,7 +131,7 @@ def test_newer_schema_version_refused(tmp_path: Path) -> None:
         ('device_tree_model = ["Test"]', 'device_tree_model = "Test"', "detect.device_tree_model"),
         ('device_tree_model = ["Test"]', "device_tree_model = []", "detect.device_tree_model"),
         ('device_tree_model = ["Test"]', "jetson_release = 1", "detect.jetson_release"),
-        ('rails = ["VDD"]', "rails = [1]", "power.rails"),
+        ('rails = ["VDD"]', "rails = [1]", "power.rails[0]"),
     ],
 )
 def test_missing_or_mistyped_field_refused(tmp_path: Path, old: str, new: str, field: str) -> None:
@@ -195,3 +195,66 @@ def test_unknown_id_names_close_matches() -> None:
     assert "did you mean" in message
     with pytest.raises(InputError, match=r"known boards: .*jetson-nano"):
         get_board("no-such-thing-at-all")
+
+
+def test_errors_name_the_line(tmp_path: Path) -> None:
+    message = refused(tmp_path, VALID.replace("vid = 0x1234", "vid = 0x12345"))
+    assert message.startswith(f"{tmp_path / 'board.toml'}:13: field 'usb[0].vid'"), message
+    message = refused(tmp_path, VALID.replace('device_tree_model = ["Test"]', "bogus = 1"))
+    assert ":17: unknown key 'detect.bogus'" in message, message
+
+
+V2 = VALID.replace("schema_version = 1", "schema_version = 2")
+
+
+def test_firmware_and_link_tables(tmp_path: Path) -> None:
+    board = load_board_file(
+        write(
+            tmp_path,
+            V2 + '\n[firmware]\nport = "stm32f446"\n\n[link]\nrequest_timeout_s = 1.5\n',
+        )
+    )
+    assert board.firmware is not None
+    assert board.firmware.port == "stm32f446"
+    assert (board.link_timeouts.request_timeout_s, board.link_timeouts.tries) == (1.5, 6)
+    assert board.link_timeouts.result_timeout_s == 60.0
+    assert (
+        load_board_file(write(tmp_path, V2)).link_timeouts
+        == load_board_file(write(tmp_path, VALID)).link_timeouts
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "problem"),
+    [
+        (VALID + "\n[link]\ntries = 3\n", "link", "needs schema_version = 2"),
+        (VALID + '\n[firmware]\nport = "host"\n', "firmware", "needs schema_version = 2"),
+        (V2 + "\n[link]\nrequest_timeout_s = 0\n", "link.request_timeout_s", "> 0"),
+        (V2 + "\n[link]\nresult_timeout_s = inf\n", "link.result_timeout_s", "<= 3600"),
+        (V2 + "\n[link]\ntries = 0\n", "link.tries", ">= 1"),
+        (V2 + "\n[firmware]\n", "firmware.port", "is missing"),
+        (
+            V2.replace('kind = "mcu"', 'kind = "linux"')
+            .replace("sram_bytes = 65_536\n", "")
+            .replace("flash_bytes = 262_144\n", "")
+            + "\n[link]\ntries = 3\n",
+            "link",
+            "only for mcu boards",
+        ),
+    ],
+)
+def test_bad_firmware_or_link_refused(tmp_path: Path, text: str, field: str, problem: str) -> None:
+    message = refused(tmp_path, text)
+    assert repr(field) in message
+    assert problem in message
+
+
+def test_shipped_mcu_boards_name_a_firmware_port_that_exists() -> None:
+    ports = Path(__file__).resolve().parents[1] / "firmware_bridge" / "firmware" / "ports"
+    mcus = [b for b in load_boards().values() if b.kind is BoardKind.MCU]
+    assert mcus
+    for board in mcus:
+        assert board.firmware is not None, board.id
+        assert (ports / board.firmware.port).is_dir(), board.id
+    assert get_board("qemu-mps2-an386").link_timeouts.request_timeout_s == 2.0
+    assert get_board("stm32f446-nucleo").link_timeouts.request_timeout_s == 0.5

@@ -107,7 +107,7 @@ def test_malformed_policy_exit_2_names_file_and_line(tmp_path: Path, keys: Keys)
     bad.write_text('schema_version = 1\n\n[[rule]]\nmetric = "summary.latency.p96_s"\nmax = 1\n')
     code, _, err = invoke("gate", str(r), "--policy", str(bad))
     assert code == 2
-    assert f"{bad}:4: unknown metric 'summary.latency.p96_s'" in err
+    assert f"{bad}:4: field 'rule[0].metric': unknown metric 'summary.latency.p96_s'" in err
     assert len(err.strip().splitlines()) == 1
 
 

@@ -249,7 +249,7 @@ def test_drift_window_crosses_alert_and_retrain() -> None:
         (b'schema_version = 1\n[drift]\nalert = 0.2\nretrain = 0.1\n', 3, "alert"),
         (b'schema_version = 1\n[regression]\nmetrics = ["summary.x"]\n', 3, "per_inference"),
         (b'schema_version = 1\n[[rule]]\nmetric = "quality.accuracy"\nmin = 1\nbogus = 2\n', 5,
-         "unknown rule key"),
+         "unknown key 'rule[0].bogus'"),
     ],
 )  # fmt: skip
 def test_malformed_policy_names_file_and_line(text: bytes, line: int, needle: str) -> None:

@@ -153,3 +153,41 @@ def test_nothing_on_the_port_is_a_bounded_clear_error() -> None:
     assert proc.returncode == 2
     assert "no INFO" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_link_timeouts_come_from_the_board_file(tmp_path: Path) -> None:
+    from edgeprof.bridge.protocol import DeviceTimeoutError
+    from edgeprof.device.board_registry import load_board_file
+    from edgeprof.runners.mcu import McuOptions, McuRunner
+
+    qemu = McuRunner(
+        ModelFile.load(MODELS / "kws_mlp_int8.tflite"),
+        McuOptions(board="qemu-mps2-an386", port="socket://localhost:1"),
+    )
+    assert (qemu.link.request_timeout_s, qemu.link.tries) == (2.0, 6)  # its [link], no family test
+    overridden = McuRunner(qemu.model, McuOptions(board="qemu-mps2-an386", port="x", tries=2))
+    assert overridden.link.tries == 2
+
+    # A board file of our own whose [link] allows 3 HELLOs, and nothing answering on the port:
+    # the runner gives up after exactly the board's number of tries and names its firmware port.
+    path = tmp_path / "patient.toml"
+    path.write_text(
+        'schema_version = 2\nid = "host-firmware"\nname = "x"\nfamily = "host"\n'
+        'kind = "mcu"\ncpu = "c"\narch = "x86_64"\ncpu_hz = 1\nsram_bytes = 1\n'
+        'flash_bytes = 1\n[firmware]\nport = "host"\n'
+        "[link]\nrequest_timeout_s = 0.05\ntries = 3\n",
+        encoding="utf-8",
+    )
+    board = load_board_file(path)
+    master, slave = pty.openpty()
+    tty.setraw(slave)
+    runner = McuRunner(qemu.model, McuOptions(board=board, port=os.ttyname(slave)))
+    try:
+        with pytest.raises(DeviceTimeoutError) as info:
+            runner.probe()
+    finally:
+        runner.close()
+        os.close(master)
+        os.close(slave)
+    assert "after 3 HELLOs" in str(info.value)
+    assert "firmware port 'host' (edgeprof firmware build --port-name host)" in str(info.value)

@@ -11,7 +11,7 @@ from privileges import in_unprivileged_child, world_traversable_dir
 
 from edgeprof.device.channels import ChannelSpec, ReadKind
 from edgeprof.device.roots import SystemRoots
-from edgeprof.device.sources import power, system
+from edgeprof.device.sources import power, registry, system
 from edgeprof.device.sources.power import (
     HwmonSource,
     IioIna3221Source,
@@ -363,7 +363,7 @@ def test_read_sysfs_int_accepts_what_the_c_parser_accepts(
 
 def test_sources_implement_the_protocol(roots: SystemRoots) -> None:
     sources: list[power.PowerSource] = [HwmonSource(), IioIna3221Source(), RaplSource()]
-    assert [s.name for s in sources] == [s.name for s in power.POWER_SOURCES]
+    assert [s.name for s in sources] == [s.name for s in registry.POWER_SOURCES]
     for s in sources:
         assert s.discover(roots) == []
 

@@ -21,6 +21,7 @@ from edgeprof.cli.push import push
 from edgeprof.cli.report import keys_group, report_group
 from edgeprof.device.roots import ENV_ETC, ENV_PROCFS, ENV_SYSFS, SystemRoots
 from edgeprof.errors import EdgeprofError
+from edgeprof.runners import RUNNER_NAMES
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -128,7 +129,7 @@ class _Progress:
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--runner",
-    type=click.Choice(["tflite", "tflm", "mcu"]),
+    type=click.Choice(RUNNER_NAMES),
     default="tflite",
     show_default=True,
     help="TFLite/LiteRT interpreter, TFLite Micro, or an MCU running edgeprof firmware.",

@@ -1,9 +1,14 @@
 """The board files, read and checked in one place.
 
 Boards are data (``boards/<id>.toml``, shipped as package ``edgeprof.device.boards``) so adding one
-needs no code. This module is the only reader: it validates every field, refuses keys it does
-not know (a typo must not silently become "no detection rule"), and refuses files written for a
-newer schema rather than half-reading them.
+needs no code. This module is the only reader. The types below are the file format itself
+(msgspec Structs, checked by :mod:`edgeprof.validation`): every field is validated, keys the
+schema does not know are refused (a typo must not silently become "no detection rule"), and a
+file written for a newer schema is refused rather than half-read.
+
+A board's quirks live in its file, not in code: ``[firmware].port`` names the firmware port
+that runs on it, ``[link]`` how patient the host must be with it (QEMU answers slower than a
+real Cortex-M4), ``[power].rails`` the rails discovery should find there.
 """
 
 from __future__ import annotations
@@ -11,37 +16,27 @@ from __future__ import annotations
 import difflib
 import functools
 import os
-import re
-import tomllib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated
+
+import msgspec
 
 from edgeprof.errors import InputError
+from edgeprof.validation import NonBlank, convert, decode_toml, invalid
 
-SCHEMA_VERSION = 1  # History: 1 (first release).
+# History: 1 (first release); 2 ([firmware] and [link] for mcu boards). Both are read.
+SCHEMA_VERSION = 2
 BOARDS_PACKAGE = "edgeprof.device.boards"
 
-_ID_RE = re.compile(r"[a-z0-9][a-z0-9_-]*")
-_FAMILY_RE = re.compile(r"[a-z0-9][a-z0-9-]*")
-
-_TOP_KEYS = frozenset(
-    {
-        "schema_version", "id", "name", "family", "kind", "arch", "cpu", "cpu_hz", "cores",
-        "soc", "sram_bytes", "flash_bytes", "usb", "detect", "power", "notes",
-    }
-)  # fmt: skip
-_DETECT_KEYS = frozenset(
-    {"device_tree_model", "dmi_product_name", "dmi_sys_vendor", "jetson_release", "fallback"}
-)
-_USB_KEYS = frozenset({"vid", "pid", "note"})
-_POWER_KEYS = frozenset({"sensor", "rails", "notes"})
-
-_T = TypeVar("_T")
-_E = TypeVar("_E", bound=StrEnum)
+_Id = Annotated[str, msgspec.Meta(pattern=r"\A[a-z0-9][a-z0-9_-]*\Z")]
+_Family = Annotated[str, msgspec.Meta(pattern=r"\A[a-z0-9][a-z0-9-]*\Z")]
+_Positive = Annotated[int, msgspec.Meta(ge=1)]
+_U16 = Annotated[int, msgspec.Meta(ge=0, le=0xFFFF)]
+_Strings = Annotated[tuple[NonBlank, ...], msgspec.Meta(min_length=1)]
+_Seconds = Annotated[float, msgspec.Meta(gt=0, le=3600)]
 
 
 class BoardKind(StrEnum):
@@ -61,20 +56,22 @@ class Arch(StrEnum):
     X86_64 = "x86_64"
 
 
-@dataclass(frozen=True)
-class UsbId:
+class _Table(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A table of a board file: immutable, and no key the schema does not name."""
+
+
+class UsbId(_Table, frozen=True):
     """A USB vendor/product pair a board shows up as; a hint, since bridges are shared."""
 
-    vid: int
-    pid: int
-    note: str = ""
+    vid: _U16
+    pid: _U16
+    note: NonBlank = ""
 
     def __str__(self) -> str:
         return f"{self.vid:04x}:{self.pid:04x}"
 
 
-@dataclass(frozen=True)
-class DetectRules:
+class DetectRules(_Table, frozen=True):
     """How :mod:`edgeprof.device.detect` recognises the board it runs on.
 
     Every rule that is given must hold (a list holds when any of its substrings occurs,
@@ -82,9 +79,9 @@ class DetectRules:
     is chosen by architecture when nothing else matches.
     """
 
-    device_tree_model: tuple[str, ...] = ()
-    dmi_product_name: tuple[str, ...] = ()
-    dmi_sys_vendor: tuple[str, ...] = ()
+    device_tree_model: _Strings = ()
+    dmi_product_name: _Strings = ()
+    dmi_sys_vendor: _Strings = ()
     jetson_release: bool | None = None  # True: /etc/nv_tegra_release must exist; False: absent
     fallback: bool = False
 
@@ -99,35 +96,72 @@ class DetectRules:
         )
 
 
-@dataclass(frozen=True)
-class PowerInfo:
+class PowerInfo(_Table, frozen=True):
     """What power measurement to expect on the board, for discovery and for people."""
 
-    sensor: str | None = None  # driver name, e.g. "ina3221"
-    rails: tuple[str, ...] = ()  # rail labels the driver reports, e.g. "VDD_IN"
-    notes: str = ""
+    sensor: NonBlank | None = None  # driver name, e.g. "ina3221"
+    # Rail labels the driver reports (e.g. "VDD_IN"): `edgeprof doctor` names any it cannot find.
+    rails: _Strings = ()
+    notes: NonBlank = ""
 
 
-@dataclass(frozen=True)
-class Board:
+class FirmwareInfo(_Table, frozen=True):
+    """Which port of the reference firmware runs on the board (docs/firmware-ports.md)."""
+
+    port: _Family  # firmware_bridge/firmware/ports/<port>, `edgeprof firmware build --port-name`
+
+
+class LinkInfo(_Table, frozen=True):
+    """How patient the host is with the board's link; the defaults suit a real MCU on USB."""
+
+    request_timeout_s: _Seconds = 0.5  # per request (HELLO and every command) before a resend
+    tries: Annotated[int, msgspec.Meta(ge=1, le=100)] = 6  # sends of one request, in all
+    result_timeout_s: _Seconds = 60.0  # for one inference's RESULT (then a PING asks why)
+
+
+class Board(_Table, frozen=True):
     """One board file, validated."""
 
-    id: str
-    name: str
-    family: str
+    schema_version: Annotated[int, msgspec.Meta(ge=1, le=SCHEMA_VERSION)]
+    id: _Id
+    name: NonBlank
+    family: _Family
     kind: BoardKind
     arch: Arch
-    cpu: str | None = None  # core name, e.g. "Cortex-A76"; None only for fallback boards
-    cpu_hz: int | None = None  # nominal top clock; None only for fallback boards
-    cores: int | None = None
-    soc: str | None = None
-    sram_bytes: int | None = None  # MCUs only
-    flash_bytes: int | None = None  # MCUs only
+    cpu: NonBlank | None = None  # core name, e.g. "Cortex-A76"; None only for fallback boards
+    cpu_hz: _Positive | None = None  # nominal top clock; None only for fallback boards
+    cores: _Positive | None = None
+    soc: NonBlank | None = None
+    sram_bytes: _Positive | None = None  # MCUs only
+    flash_bytes: _Positive | None = None  # MCUs only
     usb: tuple[UsbId, ...] = ()
-    detect: DetectRules = field(default_factory=DetectRules)
+    detect: DetectRules = DetectRules()
     power: PowerInfo | None = None
-    notes: str = ""
-    origin: str = field(default="", compare=False)  # the file it came from, for messages
+    firmware: FirmwareInfo | None = None  # MCUs only (schema 2)
+    link: LinkInfo | None = None  # MCUs only (schema 2); see :attr:`link_timeouts`
+    notes: NonBlank = ""
+
+    def __post_init__(self) -> None:
+        if not self.detect.fallback:
+            for name in ("cpu", "cpu_hz"):
+                if getattr(self, name) is None:
+                    raise invalid(name, "is missing (only fallback boards may leave it out)")
+        for name in ("sram_bytes", "flash_bytes"):
+            if self.kind is BoardKind.MCU and getattr(self, name) is None:
+                raise invalid(name, "is missing (required for mcu boards)")
+        for name in ("sram_bytes", "flash_bytes", "firmware", "link"):
+            if self.kind is BoardKind.LINUX and getattr(self, name) is not None:
+                raise invalid(name, "is only for mcu boards")
+        for name in ("firmware", "link"):
+            if self.schema_version < 2 and getattr(self, name) is not None:
+                raise invalid(name, "needs schema_version = 2 (schema 1 has no such table)")
+        if self.detect.fallback and (self.detect.has_rules or self.kind is not BoardKind.LINUX):
+            raise invalid("detect.fallback", "needs a linux board with no other detect rules")
+
+    @property
+    def link_timeouts(self) -> LinkInfo:
+        """The board's ``[link]`` values, or the defaults where it has none."""
+        return self.link if self.link is not None else LinkInfo()
 
 
 def load_boards() -> dict[str, Board]:
@@ -159,13 +193,16 @@ def load_board_file(path: str | os.PathLike[str]) -> Board:
 
 def parse_board(data: bytes, origin: str, expected_id: str | None = None) -> Board:
     """Validate one board file's bytes; ``origin`` names it in every error message."""
-    try:
-        doc = tomllib.loads(data.decode("utf-8"))
-    except UnicodeDecodeError as e:
-        raise InputError(f"{origin}: not UTF-8 text ({e.reason} at byte {e.start})") from e
-    except tomllib.TOMLDecodeError as e:
-        raise InputError(f"{origin}: not valid TOML: {e}") from e
-    board = _build_board(_Table(doc, origin, "", _TOP_KEYS))
+    text, doc = decode_toml(data, origin)
+    # The version comes first, so a newer file is refused for its version rather than for a
+    # field this release has never heard of.
+    version = doc.get("schema_version")
+    if type(version) is int and version > SCHEMA_VERSION:
+        raise InputError(
+            f"{origin}: schema_version {version} is newer than this edgeprof reads "
+            f"(up to {SCHEMA_VERSION}); upgrade edgeprof"
+        )
+    board = convert(doc, Board, text, origin)
     if expected_id is not None and board.id != expected_id:
         raise InputError(f"{origin}: id {board.id!r} does not match the file name {expected_id!r}")
     return board
@@ -187,200 +224,11 @@ def _shipped_boards() -> tuple[Board, ...]:
         if b.detect.fallback:
             if b.arch in fallbacks:
                 raise InputError(
-                    f"{b.origin}: a second fallback board for {b.arch} "
+                    f"{BOARDS_PACKAGE}/{b.id}.toml: a second fallback board for {b.arch} "
                     f"(already {fallbacks[b.arch]!r})"
                 )
             fallbacks[b.arch] = b.id
     return boards
-
-
-def _build_board(t: _Table) -> Board:
-    # The version comes first, so a newer file is refused for its version rather than for a
-    # field this release has never heard of.
-    version = t.int_("schema_version", minimum=1)
-    if version is None:
-        raise t.error("schema_version", "is missing")
-    if version > SCHEMA_VERSION:
-        raise InputError(
-            f"{t.origin}: schema_version {version} is newer than this edgeprof reads "
-            f"(up to {SCHEMA_VERSION}); upgrade edgeprof"
-        )
-    t.check_keys()
-
-    board_id = t.required(t.str_("id", pattern=_ID_RE), "id")
-    kind = t.required(t.enum("kind", BoardKind), "kind")
-    detect = _build_detect(t.table("detect", _DETECT_KEYS))
-    usb = tuple(_build_usb(u) for u in t.tables("usb", _USB_KEYS))
-    power_t = t.table("power", _POWER_KEYS)
-    board = Board(
-        id=board_id,
-        name=t.required(t.str_("name"), "name"),
-        family=t.required(t.str_("family", pattern=_FAMILY_RE), "family"),
-        kind=kind,
-        arch=t.required(t.enum("arch", Arch), "arch"),
-        cpu=t.str_("cpu"),
-        cpu_hz=t.int_("cpu_hz", minimum=1),
-        cores=t.int_("cores", minimum=1),
-        soc=t.str_("soc"),
-        sram_bytes=t.int_("sram_bytes", minimum=1),
-        flash_bytes=t.int_("flash_bytes", minimum=1),
-        usb=usb,
-        detect=detect,
-        power=_build_power(power_t) if power_t is not None else None,
-        notes=t.str_("notes") or "",
-        origin=t.origin,
-    )
-    _check_consistency(board, t)
-    return board
-
-
-def _check_consistency(b: Board, t: _Table) -> None:
-    if not b.detect.fallback:
-        for name in ("cpu", "cpu_hz"):
-            if getattr(b, name) is None:
-                raise t.error(name, "is missing (only fallback boards may leave it out)")
-    for name in ("sram_bytes", "flash_bytes"):
-        present = getattr(b, name) is not None
-        if b.kind is BoardKind.MCU and not present:
-            raise t.error(name, "is missing (required for mcu boards)")
-        if b.kind is BoardKind.LINUX and present:
-            raise t.error(name, "is only for mcu boards")
-    if b.detect.fallback and (b.detect.has_rules or b.kind is not BoardKind.LINUX):
-        raise t.error("detect.fallback", "needs a linux board with no other detect rules")
-
-
-def _build_detect(t: _Table | None) -> DetectRules:
-    if t is None:
-        return DetectRules()
-    return DetectRules(
-        device_tree_model=t.str_list("device_tree_model"),
-        dmi_product_name=t.str_list("dmi_product_name"),
-        dmi_sys_vendor=t.str_list("dmi_sys_vendor"),
-        jetson_release=t.bool_("jetson_release"),
-        fallback=bool(t.bool_("fallback")),
-    )
-
-
-def _build_usb(t: _Table) -> UsbId:
-    return UsbId(
-        vid=t.required(t.int_("vid", minimum=0, maximum=0xFFFF), "vid"),
-        pid=t.required(t.int_("pid", minimum=0, maximum=0xFFFF), "pid"),
-        note=t.str_("note") or "",
-    )
-
-
-def _build_power(t: _Table) -> PowerInfo:
-    return PowerInfo(
-        sensor=t.str_("sensor"),
-        rails=t.str_list("rails"),
-        notes=t.str_("notes") or "",
-    )
-
-
-class _Table:
-    """One TOML table being read: typed getters, each error naming the file and the field."""
-
-    def __init__(
-        self, data: dict[str, Any], origin: str, prefix: str, keys: frozenset[str]
-    ) -> None:
-        self.data = data
-        self.origin = origin
-        self.prefix = prefix
-        self.keys = keys
-
-    def error(self, key: str, problem: str) -> InputError:
-        return InputError(f"{self.origin}: field {self.prefix + key!r} {problem}")
-
-    def _get(self, key: str) -> Any:
-        assert key in self.keys, f"{key!r} is read but not in the table's key list"
-        return self.data.get(key)
-
-    def required(self, value: _T | None, key: str) -> _T:
-        if value is None:
-            raise self.error(key, "is missing")
-        return value
-
-    def str_(self, key: str, pattern: re.Pattern[str] | None = None) -> str | None:
-        v = self._get(key)
-        if v is None:
-            return None
-        if not isinstance(v, str) or not v.strip():
-            raise self.error(key, f"must be a non-empty string, got {_describe(v)}")
-        if pattern is not None and not pattern.fullmatch(v):
-            raise self.error(key, f"{v!r} must match {pattern.pattern}")
-        return v
-
-    def int_(self, key: str, minimum: int, maximum: int | None = None) -> int | None:
-        v = self._get(key)
-        if v is None:
-            return None
-        if type(v) is not int:  # bool is an int subclass; true must not read as 1
-            raise self.error(key, f"must be an integer, got {_describe(v)}")
-        if v < minimum or (maximum is not None and v > maximum):
-            upper = f" and at most {maximum:#x}" if maximum is not None else ""
-            raise self.error(key, f"must be at least {minimum}{upper}, got {v}")
-        return v
-
-    def bool_(self, key: str) -> bool | None:
-        v = self._get(key)
-        if v is None:
-            return None
-        if not isinstance(v, bool):
-            raise self.error(key, f"must be true or false, got {_describe(v)}")
-        return v
-
-    def enum(self, key: str, enum: type[_E]) -> _E | None:
-        v = self.str_(key)
-        if v is None:
-            return None
-        try:
-            return enum(v)
-        except ValueError:
-            allowed = ", ".join(repr(m.value) for m in enum)
-            raise self.error(key, f"is {v!r}; expected one of {allowed}") from None
-
-    def str_list(self, key: str) -> tuple[str, ...]:
-        v = self._get(key)
-        if v is None:
-            return ()
-        if not isinstance(v, list) or not v or not all(isinstance(s, str) and s.strip() for s in v):
-            raise self.error(key, f"must be a non-empty list of non-empty strings, got {v!r}")
-        return tuple(v)
-
-    def table(self, key: str, keys: frozenset[str]) -> _Table | None:
-        v = self._get(key)
-        if v is None:
-            return None
-        if not isinstance(v, dict):
-            raise self.error(key, f"must be a table, got {_describe(v)}")
-        t = _Table(v, self.origin, f"{self.prefix}{key}.", keys)
-        t.check_keys()
-        return t
-
-    def tables(self, key: str, keys: frozenset[str]) -> list[_Table]:
-        v = self._get(key)
-        if v is None:
-            return []
-        if not isinstance(v, list) or not all(isinstance(x, dict) for x in v):
-            raise self.error(key, f"must be an array of tables ([[{key}]]), got {_describe(v)}")
-        out = [_Table(x, self.origin, f"{self.prefix}{key}[{i}].", keys) for i, x in enumerate(v)]
-        for t in out:
-            t.check_keys()
-        return out
-
-    def check_keys(self) -> None:
-        """Refuse keys the schema does not have: in a data file a typo is otherwise invisible,
-        and it must be reported as a typo, not as the field it misspells being missing."""
-        unknown = sorted(set(self.data) - self.keys)
-        if unknown:
-            key = unknown[0]
-            close = difflib.get_close_matches(key, sorted(self.keys), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise InputError(f"{self.origin}: unknown key {self.prefix + key!r}{hint}")
-
-
-def _describe(v: object) -> str:
-    return f"{type(v).__name__} {v!r}"
 
 
 def _or_list(items: Iterable[str]) -> str:

@@ -1,7 +1,8 @@
 """What one sampled channel is: where it is read from, how, and what it measures.
 
 Discovery code (:mod:`edgeprof.device.sources`) produces :class:`ChannelSpec` values; the sampler
-hands them to the C core, which pre-opens the files and converts units once. The report carries the
+hands them to the C core, which pre-opens the files and converts units once, except ``stream``
+channels, whose values a stream source delivers. The report carries the
 spec so every number says what it measures and in what unit.
 """
 
@@ -20,6 +21,7 @@ class ReadKind(StrEnum):
     COUNTER = "counter"  # one cumulative file that wraps at ``wrap``: (unwrapped - first) * scale
     STATM_RSS = "statm_rss"  # /proc/<pid>/statm, resident pages * page size
     SMAPS_PSS = "smaps_pss"  # /proc/<pid>/smaps_rollup, the Pss: line in kB * 1024
+    STREAM = "stream"  # no file: a stream source delivers the values (never given to the C core)
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ class ChannelSpec:
     extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        want = 2 if self.kind is ReadKind.PRODUCT else 1
+        want = {ReadKind.PRODUCT: 2, ReadKind.STREAM: 0}.get(self.kind, 1)
         if len(self.paths) != want:
             raise ValueError(f"channel {self.name!r}: {self.kind.value} needs {want} path(s)")
         if self.kind is ReadKind.COUNTER and self.wrap <= 0:

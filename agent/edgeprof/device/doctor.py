@@ -23,7 +23,7 @@ from edgeprof.bridge.ports import list_serial_ports, list_usb_devices
 from edgeprof.device.channels import ChannelSpec, ReadKind
 from edgeprof.device.detect import detect_board, stable_device_id
 from edgeprof.device.roots import SystemRoots
-from edgeprof.device.sources.power import discover_power_with_notes
+from edgeprof.device.sources.power import discover_power_with_notes, missing_rails
 from edgeprof.device.sources.system import (
     discover_system_with_notes,
     pss_channel,
@@ -130,9 +130,23 @@ def probe_memory(roots: SystemRoots) -> dict[str, Any]:
 
 
 def probe_power(roots: SystemRoots) -> dict[str, Any]:
-    """Every power channel found, with a live reading, and why candidates were skipped."""
+    """Every power channel found, with a live reading, and why candidates were skipped; on a
+    board whose file names its rails, any of them that discovery did not find."""
     channels, notes = discover_power_with_notes(roots)
-    return {"channels": live_readings(channels), "notes": notes}
+    board = detect_board(roots).board
+    expected = board.power.rails if board is not None and board.power is not None else ()
+    missing = missing_rails(expected, channels)
+    notes.extend(
+        f"expected rail {rail} not found (boards/{board.id}.toml names it)"
+        for rail in missing
+        if board is not None
+    )
+    return {
+        "channels": live_readings(channels),
+        "notes": notes,
+        "expected_rails": list(expected),
+        "missing_rails": missing,
+    }
 
 
 def probe_system(roots: SystemRoots) -> dict[str, Any]:

@@ -3,17 +3,20 @@
 The fast sampler takes what changes within one inference: RSS of the target process and every
 power rail (1 kHz by default). The slow one takes what is costly to read or changes slowly:
 PSS (smaps_rollup walks the page tables), each core's frequency and the thermal zones (10 Hz),
-so a report can show throttling without the fast sampler paying for it.
+so a report can show throttling without the fast sampler paying for it. Stream sources (an
+external meter, a sensor Python reads) join the fast trace as extra columns.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from edgeprof.device.channels import ChannelSpec
 from edgeprof.device.roots import SystemRoots
 from edgeprof.device.sampler import Sampler, Trace
+from edgeprof.device.sources.base import StreamSource
 from edgeprof.device.sources.power import discover_power_with_notes
 from edgeprof.device.sources.system import discover_system_with_notes, pss_channel, rss_channel
 from edgeprof.lifecycle import StartStop
@@ -29,7 +32,8 @@ class MonitorTraces:
 
 
 class Monitor(StartStop):
-    """Fast (RSS + power) and slow (PSS + CPU frequency + thermal) samplers for one process."""
+    """Fast (RSS + power + any streams) and slow (PSS + CPU frequency + thermal) samplers for one
+    process."""
 
     def __init__(
         self,
@@ -40,6 +44,7 @@ class Monitor(StartStop):
         slow_rate_hz: float = 10.0,
         power: bool = True,
         realtime: bool = True,
+        streams: Sequence[StreamSource] = (),
     ) -> None:
         roots = roots or SystemRoots.from_env()
         pid = os.getpid() if pid is None else pid
@@ -58,7 +63,7 @@ class Monitor(StartStop):
         system, notes = discover_system_with_notes(roots)
         slow.extend(system)
         self.notes.extend(notes)
-        self.fast = Sampler(fast, rate_hz, realtime=realtime)
+        self.fast = Sampler(fast, rate_hz, realtime=realtime, streams=streams)
         self.slow = Sampler(slow, slow_rate_hz, realtime=False) if slow else None
         self.traces: MonitorTraces | None = None
 

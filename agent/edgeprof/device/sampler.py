@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from edgeprof.device.channels import ChannelSpec
+from edgeprof.device.channels import ChannelSpec, ReadKind
+from edgeprof.device.sources.base import StreamSamples, StreamSource, hold
 from edgeprof.errors import InputError
 from edgeprof.lifecycle import StartStop
 from edgeprof.native import F64, U64, ClockInfo, NativeSampler, SamplerStats, clock_info
@@ -26,7 +27,12 @@ MAX_RATE_HZ = 100_000.0
 
 @dataclass
 class Trace:
-    """Everything one sampler recorded: one row per sample, one column per channel."""
+    """Everything one sampler recorded: one row per sample, one column per channel.
+
+    Stream channels come after the native ones; their column holds, at each native tick, the
+    stream's latest sample by then (:func:`~edgeprof.device.sources.base.hold`), and
+    ``streams`` keeps each stream's own samples, at their own ticks.
+    """
 
     specs: list[ChannelSpec]
     rate_hz: float
@@ -34,6 +40,7 @@ class Trace:
     values: F64
     stats: SamplerStats
     channel_errors: dict[str, tuple[int, str]] = field(default_factory=dict)
+    streams: dict[str, StreamSamples] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.ticks.shape[0])
@@ -62,7 +69,9 @@ class Sampler(StartStop):
     GIL, a stalled interpreter) before records are dropped. ``realtime`` asks for SCHED_FIFO,
     which is what keeps 10 kHz sampling on time on a busy machine; where it is not granted
     (no CAP_SYS_NICE or RLIMIT_RTPRIO) the thread runs at normal priority and the trace's stats
-    say so. ``spin_ns``: see :meth:`edgeprof.native.NativeSampler.configure`.
+    say so. ``spin_ns``: see :meth:`edgeprof.native.NativeSampler.configure`. ``streams`` run
+    alongside, started after and stopped before the native thread, so their samples fall
+    within the native ticks.
     """
 
     def __init__(
@@ -75,14 +84,21 @@ class Sampler(StartStop):
         cpu: int = -1,
         realtime: bool = True,
         spin_ns: int = -1,
+        streams: Sequence[StreamSource] = (),
     ) -> None:
         if not 0 < rate_hz <= MAX_RATE_HZ:
             raise InputError(f"sampling rate must be in (0, {MAX_RATE_HZ:g}] Hz, not {rate_hz:g}")
         if not 0 < drain_interval_s < buffer_seconds:
             raise InputError("the drain interval must be positive and shorter than the buffer")
-        names = [c.name for c in channels]
+        names = [c.name for c in channels] + [c.name for s in streams for c in s.channels]
         if len(set(names)) != len(names):
             raise InputError(f"duplicate channel names: {sorted(names)}")
+        for c in channels:
+            if c.kind is ReadKind.STREAM:
+                raise InputError(f"channel {c.name!r} is a stream channel: pass its source")
+        self._streams = tuple(streams)
+        if len({s.name for s in self._streams}) != len(self._streams):
+            raise InputError(f"two stream sources with one name: {[s.name for s in streams]}")
         capacity = max(1024, int(rate_hz * buffer_seconds))
         self._native = NativeSampler(rate_hz, capacity)
         for spec in channels:
@@ -98,8 +114,8 @@ class Sampler(StartStop):
 
     @property
     def specs(self) -> list[ChannelSpec]:
-        """The channels, in column order."""
-        return list(self._native.specs)
+        """The channels, in column order: the native ones, then each stream's."""
+        return [*self._native.specs, *(c for s in self._streams for c in s.channels)]
 
     def read_now(self) -> tuple[int, F64]:
         """One reading of every channel on this thread (only before start)."""
@@ -122,10 +138,23 @@ class Sampler(StartStop):
         self._native.start()
         self._thread = threading.Thread(target=self._drain_loop, name="edgeprof-drain", daemon=True)
         self._thread.start()
+        started: list[StreamSource] = []
+        try:
+            for s in self._streams:
+                s.start()
+                started.append(s)
+        except BaseException:
+            for s in started:
+                s.stop()
+            self._native.stop()
+            self._stop.set()
+            self._thread.join()
+            raise
         return self
 
     def stop(self) -> Trace:
-        """Stop both threads, drain what is left and return the trace."""
+        """Stop the streams and both threads, drain what is left and return the trace."""
+        streamed = {s.name: s.stop() for s in self._streams}
         self._native.stop()
         self._stop.set()
         if self._thread is not None:
@@ -141,6 +170,12 @@ class Sampler(StartStop):
         errors = {
             spec.name: self._native.channel_errors(i) for i, spec in enumerate(self._native.specs)
         }
+        if streamed:
+            values = np.hstack([values, *(hold(ticks, x) for x in streamed.values())])
+        for s in self._streams:
+            got = streamed[s.name]
+            for c in s.channels:
+                errors[c.name] = (got.errors, got.last_error)
         self.trace = Trace(
             specs=self.specs,
             rate_hz=self.rate_hz,
@@ -148,5 +183,6 @@ class Sampler(StartStop):
             values=values,
             stats=self._native.stats(),
             channel_errors={k: v for k, v in errors.items() if v[0]},
+            streams=streamed,
         )
         return self.trace

@@ -1,10 +1,10 @@
 """Gate policies: which report metrics must stay within which limits, read from TOML.
 
-Why TOML and a hand-written checker: policies are written by people and reviewed like code, so
-every mistake must name the file and the line (``tomllib`` gives positions only for syntax
-errors; for a wrong key or value we find the line ourselves). A rule naming a metric that no
-report can carry is an error, not a rule that silently never fires: a gate that checks nothing
-must not look like a gate that passed.
+Why TOML, checked as msgspec Structs by :mod:`edgeprof.validation`: policies are written by people
+and reviewed like code, so every mistake must name the file, the line and the field (``tomllib``
+gives positions only for syntax errors; the shared helper finds the line of any field). A rule
+naming a metric that no report can carry is an error, not a rule that silently never fires: a
+gate that checks nothing must not look like a gate that passed.
 
 Format (``docs/policy.md`` has every key)::
 
@@ -39,16 +39,16 @@ Format (``docs/policy.md`` has every key)::
 from __future__ import annotations
 
 import hashlib
-import math
 import os
-import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Literal
+
+import msgspec
 
 from edgeprof.errors import InputError
 from edgeprof.report.schema import FIELDS
+from edgeprof.validation import FINITE_MAX, Finite, convert, decode_toml, invalid, line_of
 
 SCHEMA_VERSION = 1
 SEVERITIES = ("low", "medium", "high", "critical")  # ascending; framework section 6.1
@@ -72,13 +72,9 @@ _EXTRA_SUMMARY = {
     "summary.energy_per_token_j": "j",
 }
 
-_TOP_KEYS = frozenset({"schema_version", "name", "description", "rule", "regression", "drift"})
-_RULE_KEYS = frozenset(
-    {"id", "metric", "max", "min", "warn_at", "warn", "severity", "optional", "boards",
-     "families", "source", "note"}
-)  # fmt: skip
-_REGRESSION_KEYS = frozenset({"metrics", "min_effect", "alpha", "severity", "source"})
-_DRIFT_KEYS = frozenset({"metrics", "alert", "retrain", "bins", "severity", "source"})
+Severity = Literal["low", "medium", "high", "critical"]
+_Number = Finite
+_NonNegative = Annotated[float, msgspec.Meta(ge=0, le=FINITE_MAX)]
 
 
 def _known_metrics() -> dict[str, str]:
@@ -108,6 +104,64 @@ def metric_unit(metric: str) -> str | None:
     return None
 
 
+class _Table(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A table of a policy file: immutable, and no key the format does not name."""
+
+
+def _check_per_inference(section: str, metrics: tuple[str, ...]) -> None:
+    for m in metrics:
+        if not m.startswith("per_inference."):
+            raise invalid("metrics", f"{m!r}: {section} compares per_inference.* arrays")
+
+
+class RuleSpec(_Table, frozen=True):
+    """One ``[[rule]]`` as written; :class:`Rule` is what the gate applies."""
+
+    metric: str
+    id: Annotated[str, msgspec.Meta(min_length=1)] | None = None  # default: the metric
+    max: _Number | None = None
+    min: _Number | None = None
+    warn_at: Annotated[float, msgspec.Meta(gt=0, le=1)] | None = None  # a fraction of the limit
+    warn: _Number | None = None  # an explicit warning threshold
+    severity: Severity = "high"
+    optional: bool = False
+    boards: tuple[str, ...] = ()
+    families: tuple[str, ...] = ()
+    source: str = ""
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        rid = self.id or self.metric
+        hi, lo = self.max, self.min
+        if metric_unit(self.metric) is None:
+            raise invalid(
+                "metric", f"unknown metric {self.metric!r}: not a summary or quality field"
+            )
+        if hi is None and lo is None:
+            raise invalid("metric", f"rule {rid!r} has neither max nor min")
+        if hi is not None and lo is not None and lo > hi:
+            raise invalid("min", f"rule {rid!r}: min {lo} exceeds max {hi}")
+        if self.warn is not None and self.warn_at is not None:
+            raise invalid("warn_at", "give warn or warn_at, not both")
+        if self.warn_at is not None and hi is not None and lo is not None:
+            raise invalid("warn_at", "warn_at needs a rule with only max or min")
+        warn = self.warning
+        if warn is not None:
+            if hi is not None and warn > hi:
+                raise invalid("warn", f"warning threshold {warn} above max {hi}")
+            if lo is not None and hi is None and warn < lo:
+                raise invalid("warn", f"warning threshold {warn} below min {lo}")
+
+    @property
+    def warning(self) -> float | None:
+        """The warning threshold, ``warn`` or resolved from ``warn_at``."""
+        if self.warn_at is None:
+            return self.warn
+        if self.max is not None:
+            return self.max * self.warn_at
+        return (self.min or 0.0) / self.warn_at
+
+
 @dataclass(frozen=True)
 class Rule:
     """One limit on one metric, with the severity a breach carries and where it comes from."""
@@ -131,27 +185,52 @@ class Rule:
         return board_id in self.boards or (family is not None and family in self.families)
 
 
-@dataclass(frozen=True)
-class RegressionConfig:
+class RegressionConfig(_Table, frozen=True):
     """Comparison with a baseline: significant (alpha) AND practically large (min_effect)."""
 
     metrics: tuple[str, ...] = ("per_inference.latency_s",)
-    min_effect: float = 0.03
-    alpha: float = 0.01
-    severity: str = "high"
+    min_effect: _NonNegative = 0.03
+    alpha: _NonNegative = 0.01
+    severity: Severity = "high"
     source: str = ""
 
+    def __post_init__(self) -> None:
+        _check_per_inference("regression", self.metrics)
 
-@dataclass(frozen=True)
-class DriftConfig:
+
+class DriftConfig(_Table, frozen=True):
     """Drift over a window of runs: PSI at ``alert`` warns, at ``retrain`` fails."""
 
     metrics: tuple[str, ...] = ("per_inference.latency_s",)
-    alert: float = 0.05
-    retrain: float = 0.10
-    bins: int = 10
-    severity: str = "medium"
+    alert: _NonNegative = 0.05
+    retrain: _NonNegative = 0.10
+    bins: Annotated[int, msgspec.Meta(ge=2, le=100)] = 10
+    severity: Severity = "medium"
     source: str = ""
+
+    def __post_init__(self) -> None:
+        _check_per_inference("drift", self.metrics)
+        if self.alert > self.retrain:
+            raise invalid("alert", "drift.alert must not exceed drift.retrain")
+
+
+class PolicyFile(_Table, frozen=True):
+    """A policy file as written."""
+
+    schema_version: Literal[1]
+    name: str = "unnamed"
+    description: str = ""
+    rule: tuple[RuleSpec, ...] = ()
+    regression: RegressionConfig = RegressionConfig()
+    drift: DriftConfig = DriftConfig()
+
+    def __post_init__(self) -> None:
+        seen: set[str] = set()
+        for i, r in enumerate(self.rule):
+            rid = r.id or r.metric
+            if rid in seen:
+                raise invalid(f"rule[{i}].id", f"duplicate rule id {rid!r}")
+            seen.add(rid)
 
 
 @dataclass(frozen=True)
@@ -178,191 +257,28 @@ def load_policy(path: str | os.PathLike[str] | None = None) -> Policy:
 
 def parse_policy(data: bytes, origin: str = "policy") -> Policy:
     """Parse policy bytes; InputError ``origin:line: problem`` for anything wrong."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{origin}: not UTF-8 text (byte {exc.start})") from None
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        m = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
-        line = m.group(1) if m else str(max(1, len(text.splitlines())))  # "at end of document"
-        msg = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", str(exc))
-        where = f"{origin}:{line}"
-        raise InputError(f"{where}: malformed TOML: {msg}") from None
-    return _Checker(text, origin).policy(doc, hashlib.sha256(data).hexdigest())
-
-
-class _Checker:
-    """Semantic checks; each error names the line of the offending key."""
-
-    def __init__(self, text: str, origin: str) -> None:
-        self.lines = text.splitlines()
-        self.origin = origin
-
-    def line_of(self, table: str | None, index: int, key: str | None) -> int:
-        """Line (1-based) of ``key`` in the index-th ``[table]``/``[[table]]`` (None = top)."""
-        header = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_.\-\"]+)\s*\]\]?")
-        current: str | None = None
-        seen = -1
-        start = 0
-        for n, raw in enumerate(self.lines, 1):
-            m = header.match(raw)
-            if m:
-                current = m.group(1).strip('"')
-                if current == table:
-                    seen += 1
-                    if seen == index:
-                        start = n
-                        if key is None:
-                            return n
-                continue
-            in_scope = current == table and (table is None or seen == index)
-            if in_scope and key is not None and re.match(rf"^\s*\"?{re.escape(key)}\"?\s*=", raw):
-                return n
-        return start or 1
-
-    def fail(self, table: str | None, index: int, key: str | None, problem: str) -> InputError:
-        return InputError(f"{self.origin}:{self.line_of(table, index, key)}: {problem}")
-
-    def policy(self, doc: dict[str, Any], sha: str) -> Policy:
-        for k in doc:
-            if k not in _TOP_KEYS:
-                raise self.fail(None, 0, k, f"unknown key {k!r} (known: {sorted(_TOP_KEYS)})")
-        version = doc.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise self.fail(
-                None,
-                0,
-                "schema_version",
-                f"schema_version must be {SCHEMA_VERSION}, got {version!r}",
-            )
-        name = doc.get("name", "unnamed")
-        if not isinstance(name, str):
-            raise self.fail(None, 0, "name", "name must be a string")
-        raw_rules = doc.get("rule", [])
-        if not isinstance(raw_rules, list):
-            raise self.fail(None, 0, "rule", "rule must be an array of tables ([[rule]])")
-        rules = tuple(self.rule(r, i) for i, r in enumerate(raw_rules))
-        ids = [r.id for r in rules]
-        for i, rid in enumerate(ids):
-            if rid in ids[:i]:
-                raise self.fail("rule", i, "id", f"duplicate rule id {rid!r}")
-        regression = RegressionConfig(**self.section(doc, "regression", _REGRESSION_KEYS))
-        drift = DriftConfig(**self.section(doc, "drift", _DRIFT_KEYS))
-        if drift.alert > drift.retrain:
-            raise self.fail("drift", 0, "alert", "drift.alert must not exceed drift.retrain")
-        return Policy(name, rules, regression, drift, sha, self.origin)
-
-    def number(self, t: dict[str, Any], table: str, i: int, key: str) -> float | None:
-        v = t.get(key)
-        if v is None:
-            return None
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise self.fail(table, i, key, f"{key} must be a finite number, got {v!r}")
-        return float(v)
-
-    def severity(self, t: dict[str, Any], table: str, i: int, default: str) -> str:
-        sev = t.get("severity", default)
-        if sev not in SEVERITIES:
-            raise self.fail(
-                table, i, "severity", f"severity {sev!r} is not one of {', '.join(SEVERITIES)}"
-            )
-        return str(sev)
-
-    def strings(self, t: dict[str, Any], table: str, i: int, key: str) -> tuple[str, ...]:
-        v = t.get(key, [])
-        if not isinstance(v, list) or not all(isinstance(s, str) for s in v):
-            raise self.fail(table, i, key, f"{key} must be a list of strings")
-        return tuple(v)
-
-    def rule(self, t: Any, i: int) -> Rule:
-        if not isinstance(t, dict):
-            raise self.fail("rule", i, None, "each [[rule]] must be a table")
-        for k in t:
-            if k not in _RULE_KEYS:
-                raise self.fail(
-                    "rule", i, k, f"unknown rule key {k!r} (known: {sorted(_RULE_KEYS)})"
-                )
-        metric = t.get("metric")
-        if not isinstance(metric, str):
-            raise self.fail("rule", i, "metric" if "metric" in t else None, "rule needs a metric")
-        if metric_unit(metric) is None:
-            raise self.fail(
-                "rule", i, "metric", f"unknown metric {metric!r}: not a summary or quality field"
-            )
-        rid = t.get("id", metric)
-        if not isinstance(rid, str) or not rid:
-            raise self.fail("rule", i, "id", "id must be a non-empty string")
-        hi, lo = self.number(t, "rule", i, "max"), self.number(t, "rule", i, "min")
-        if hi is None and lo is None:
-            raise self.fail("rule", i, "metric", f"rule {rid!r} has neither max nor min")
-        if hi is not None and lo is not None and lo > hi:
-            raise self.fail("rule", i, "min", f"rule {rid!r}: min {lo} exceeds max {hi}")
-        warn = self.number(t, "rule", i, "warn")
-        warn_at = self.number(t, "rule", i, "warn_at")
-        if warn is not None and warn_at is not None:
-            raise self.fail("rule", i, "warn_at", "give warn or warn_at, not both")
-        if warn_at is not None:
-            if not 0 < warn_at <= 1:
-                raise self.fail("rule", i, "warn_at", f"warn_at must be in (0, 1], got {warn_at}")
-            if hi is not None and lo is not None:
-                raise self.fail("rule", i, "warn_at", "warn_at needs a rule with only max or min")
-            warn = hi * warn_at if hi is not None else (lo or 0.0) / warn_at
-        if warn is not None:
-            if hi is not None and warn > hi:
-                raise self.fail("rule", i, "warn", f"warning threshold {warn} above max {hi}")
-            if lo is not None and hi is None and warn < lo:
-                raise self.fail("rule", i, "warn", f"warning threshold {warn} below min {lo}")
-        optional = t.get("optional", False)
-        if not isinstance(optional, bool):
-            raise self.fail("rule", i, "optional", "optional must be true or false")
-        source = t.get("source", "")
-        if not isinstance(source, str):
-            raise self.fail("rule", i, "source", "source must be a string")
-        return Rule(
-            id=rid,
-            metric=metric,
-            max=hi,
-            min=lo,
-            warn=warn,
-            severity=self.severity(t, "rule", i, "high"),
-            optional=optional,
-            boards=self.strings(t, "rule", i, "boards"),
-            families=self.strings(t, "rule", i, "families"),
-            source=source,
-            line=self.line_of("rule", i, None),
+    text, doc = decode_toml(data, origin)
+    version = doc.get("schema_version")
+    if type(version) is int and version != SCHEMA_VERSION:  # before keys a newer one may add
+        raise InputError(
+            f"{origin}:{line_of(text, ('schema_version',))}: schema_version must be "
+            f"{SCHEMA_VERSION}, got {version}"
         )
-
-    def section(self, doc: dict[str, Any], name: str, keys: frozenset[str]) -> dict[str, Any]:
-        t = doc.get(name, {})
-        if not isinstance(t, dict):
-            raise self.fail(None, 0, name, f"{name} must be a table")
-        out: dict[str, Any] = {}
-        for k, v in t.items():
-            if k not in keys:
-                raise self.fail(name, 0, k, f"unknown {name} key {k!r} (known: {sorted(keys)})")
-            if k == "metrics":
-                metrics = self.strings(t, name, 0, k)
-                for m in metrics:
-                    if not m.startswith("per_inference."):
-                        raise self.fail(
-                            name, 0, k, f"{m!r}: {name} compares per_inference.* arrays"
-                        )
-                out[k] = metrics
-            elif k == "severity":
-                out[k] = self.severity(t, name, 0, "high")
-            elif k == "source":
-                if not isinstance(v, str):
-                    raise self.fail(name, 0, k, "source must be a string")
-                out[k] = v
-            elif k == "bins":
-                if not isinstance(v, int) or isinstance(v, bool) or not 2 <= v <= 100:
-                    raise self.fail(name, 0, k, "bins must be an integer in 2..100")
-                out[k] = v
-            else:
-                num = self.number(t, name, 0, k)
-                if num is None or num < 0:
-                    raise self.fail(name, 0, k, f"{name}.{k} must be a number >= 0")
-                out[k] = num
-        return out
+    f = convert(doc, PolicyFile, text, origin)
+    rules = tuple(
+        Rule(
+            id=r.id or r.metric,
+            metric=r.metric,
+            max=r.max,
+            min=r.min,
+            warn=r.warning,
+            severity=r.severity,
+            optional=r.optional,
+            boards=r.boards,
+            families=r.families,
+            source=r.source,
+            line=line_of(text, ("rule", i)) or 0,
+        )
+        for i, r in enumerate(f.rule)
+    )
+    return Policy(f.name, rules, f.regression, f.drift, hashlib.sha256(data).hexdigest(), origin)

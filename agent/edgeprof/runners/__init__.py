@@ -1,71 +1,90 @@
 """Runners: one small interface (prepare, run one inference, describe), several runtimes.
 
-This registry is the only place that knows every runner; the CLI and the profiler look runners
-up by name with :func:`make_runner`.
+:data:`RUNNERS` is the only place that knows every runner: name -> the runner class and its
+options type, imported only when chosen (a runtime such as LiteRT costs a second to import, and
+the CLI reads the names at start-up). The CLI's ``--runner`` choices are its keys; the profiler
+builds runners with :func:`make_runner`. Adding a runner is one new module (a
+:class:`~edgeprof.runners.base.Runner` subclass whose constructor takes the model and its options,
+and an options type with ``from_flags``) and one line below.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
 
 from edgeprof.errors import InputError
-from edgeprof.runners.base import ModelFile, Runner
+from edgeprof.runners.options import OptionsType, RunnerOptions
+
+if TYPE_CHECKING:
+    from edgeprof.runners.base import ModelFile, Runner
 
 
 @dataclass(frozen=True)
-class RunnerOptions:
-    """Options of every runner; each runner takes the ones that concern it."""
+class RunnerEntry:
+    """One registered runner: where its class and its options type live."""
 
-    runtime: str = "auto"
-    threads: int | None = None
-    default_delegates: bool = True
-    delegate: str | None = None
-    delegate_options: dict[str, str] = field(default_factory=dict)
-    arena_size: int | None = None
-    probe_arena: bool = True
-    board: str | None = None  # mcu: the board id (boards/<id>.toml)
-    port: str | None = None  # mcu: /dev/ttyACM0, socket://HOST:PORT, rfc2217://..., usb:
-    baudrate: int = 115_200  # mcu, serial ports
+    name: str
+    module: str
+    runner_class: str
+    options_class: str
+
+    def load(self) -> tuple[type[Runner], type[OptionsType]]:
+        """Import the module (and with it the runtime's wrapper) and return the two types."""
+        mod = importlib.import_module(self.module)
+        runner = cast("type[Runner]", getattr(mod, self.runner_class))
+        options = cast("type[OptionsType]", getattr(mod, self.options_class))
+        if runner.name != self.name:
+            raise TypeError(f"{self.module}.{self.runner_class}.name is not {self.name!r}")
+        return runner, options
 
 
-RUNNER_NAMES = ("tflite", "tflm", "mcu")
+RUNNERS: dict[str, RunnerEntry] = {
+    e.name: e
+    for e in (
+        RunnerEntry("tflite", "edgeprof.runners.tflite", "TfliteRunner", "TfliteOptions"),
+        RunnerEntry("tflm", "edgeprof.runners.tflm", "TflmRunner", "TflmOptions"),
+        RunnerEntry("mcu", "edgeprof.runners.mcu", "McuRunner", "McuOptions"),
+    )
+}
+RUNNER_NAMES = tuple(RUNNERS)
+
+
+def runner_entry(name: str) -> RunnerEntry:
+    """The registered runner ``name``; InputError naming the known ones otherwise."""
+    try:
+        return RUNNERS[name]
+    except KeyError:
+        known = ", ".join(RUNNER_NAMES)
+        raise InputError(f"unknown runner {name!r} (choose one of {known})") from None
 
 
 def make_runner(name: str, model: ModelFile, options: RunnerOptions | None = None) -> Runner:
-    """A runner by name (imports its runtime only when chosen)."""
-    opts = options or RunnerOptions()
-    if name == "tflite":
-        from edgeprof.runners.tflite import TfliteOptions, TfliteRunner
-
-        return TfliteRunner(
-            model,
-            TfliteOptions(
-                runtime=opts.runtime,
-                threads=opts.threads,
-                default_delegates=opts.default_delegates,
-                delegate=opts.delegate,
-                delegate_options=dict(opts.delegate_options),
-            ),
-        )
-    if name == "tflm":
-        from edgeprof.runners.tflm import TflmRunner
-
-        return TflmRunner(model, arena_size=opts.arena_size, probe_arena=opts.probe_arena)
-    if name == "mcu":
-        from edgeprof.runners.mcu import McuOptions, McuRunner
-
-        # The blob reproduces LiteRT's kernels: XNNPACK's by default, as a Linux run of the
-        # same file uses, or the builtin ones with --no-default-delegates.
-        return McuRunner(
-            model,
-            McuOptions(
-                board=opts.board,
-                port=opts.port,
-                baudrate=opts.baudrate,
-                flavour="xnnpack" if opts.default_delegates else "litert",
-            ),
-        )
-    raise InputError(f"unknown runner {name!r} (choose one of {', '.join(RUNNER_NAMES)})")
+    """A runner by name, with the options it takes from ``options`` (the run's flags)."""
+    runner_cls, options_cls = runner_entry(name).load()
+    factory: Any = runner_cls  # each runner's constructor takes its own options type
+    runner: Runner = factory(model, options_cls.from_flags(options or RunnerOptions()))
+    return runner
 
 
-__all__ = ["RUNNER_NAMES", "ModelFile", "Runner", "RunnerOptions", "make_runner"]
+def __getattr__(name: str) -> Any:
+    """``ModelFile`` and ``Runner`` on first use: they bring numpy; naming runners must not."""
+    if name in ("ModelFile", "Runner"):
+        from edgeprof.runners import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "RUNNERS",
+    "RUNNER_NAMES",
+    "ModelFile",
+    "OptionsType",
+    "Runner",
+    "RunnerEntry",
+    "RunnerOptions",
+    "make_runner",
+    "runner_entry",
+]

@@ -18,6 +18,16 @@ import numpy as np
 
 from edgeprof.errors import InputError
 from edgeprof.measure.inputs import TensorInfo
+from edgeprof.runners.options import OptionsType, RunnerOptions
+
+__all__ = [
+    "DeviceMeasurements",
+    "InterpreterRunner",
+    "ModelFile",
+    "OptionsType",
+    "Runner",
+    "RunnerOptions",
+]
 
 TFLITE_IDENTIFIER = b"TFL3"
 
@@ -76,7 +86,10 @@ class DeviceMeasurements:
 
 
 class Runner(ABC):
-    """One way of running inference. Subclasses register themselves in edgeprof.runners."""
+    """One way of running inference; each is one line of the registry in edgeprof.runners.
+
+    A subclass's constructor takes the model and an instance of its own options type.
+    """
 
     name: ClassVar[str]
 

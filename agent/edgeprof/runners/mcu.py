@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from edgeprof.device.board_registry import Board, BoardKind, get_board
+from edgeprof.device.board_registry import Board, BoardKind, LinkInfo, get_board
 from edgeprof.errors import InputError, UnavailableError
 from edgeprof.measure.inputs import TensorInfo
-from edgeprof.runners.base import DeviceMeasurements, ModelFile, Runner
+from edgeprof.runners.base import DeviceMeasurements, ModelFile, Runner, RunnerOptions
 
 # What a device's counter counts, by its INFO cyc_src (docs/firmware-protocol.md, section 3).
 COUNTS = {
@@ -32,15 +32,28 @@ COUNTS = {
 
 @dataclass(frozen=True)
 class McuOptions:
-    """Where the board is and how patient to be with it."""
+    """Where the board is and how patient to be with it (None: the board file's ``[link]``)."""
 
-    board: str | None = None
+    board: str | Board | None = None  # a shipped board id, or a Board read with load_board_file
     port: str | None = None
     baudrate: int = 115_200
-    timeout_s: float | None = None  # per request; default by board family
-    result_timeout_s: float = 60.0
+    timeout_s: float | None = None  # per request, before a resend
+    tries: int | None = None  # sends of one request
+    result_timeout_s: float | None = None  # for one inference's RESULT
     layers: bool = True  # per-layer cycles in each RESULT
     flavour: str = "xnnpack"  # which LiteRT kernels the blob reproduces bit for bit
+
+    @classmethod
+    def from_flags(cls, flags: RunnerOptions) -> McuOptions:
+        """Board, port and baud rate. The blob reproduces LiteRT's kernels: XNNPACK's by
+        default, as a Linux run of the same file uses, or the builtin ones with
+        --no-default-delegates."""
+        return cls(
+            board=flags.board,
+            port=flags.port,
+            baudrate=flags.baudrate,
+            flavour="xnnpack" if flags.default_delegates else "litert",
+        )
 
 
 def _tensor_infos(data: bytes) -> tuple[list[TensorInfo], list[TensorInfo]]:
@@ -79,7 +92,9 @@ class McuRunner(Runner):
                 "--runner mcu needs --port (/dev/ttyACM0, socket://HOST:PORT, rfc2217://, usb:)"
             )
         self.options = options
-        self.board: Board = get_board(options.board)
+        self.board: Board = (
+            options.board if isinstance(options.board, Board) else get_board(options.board)
+        )
         if self.board.kind is not BoardKind.MCU:
             raise InputError(f"board {self.board.id} is a {self.board.kind} board, not an mcu")
         self._device: Any = None
@@ -100,6 +115,7 @@ class McuRunner(Runner):
         """Untimed: read the model's tensors, compile the blob, connect and HELLO."""
         from edgeprof.bridge.device import Device
         from edgeprof.bridge.model_blob import compile_tflite
+        from edgeprof.bridge.protocol import DeviceTimeoutError
         from edgeprof.bridge.transport import open_transport
 
         self._inputs, self._outputs = _tensor_infos(self.model.data)
@@ -112,15 +128,19 @@ class McuRunner(Runner):
             if t.dtype != "int8":
                 raise InputError(f"tensor {t.name!r} is {t.dtype}: the firmware runs int8 models")
         self._blob = compile_tflite(self.model.data, self.options.flavour)  # type: ignore[arg-type]
-        timeout = self.options.timeout_s
-        if timeout is None:
-            timeout = 2.0 if self.board.family == "qemu" else 0.5
+        link = self.link
         transport = open_transport(str(self.options.port), self.board, self.options.baudrate)
         self._device = Device(
-            transport, timeout=timeout, result_timeout=self.options.result_timeout_s
+            transport,
+            timeout=link.request_timeout_s,
+            tries=link.tries,
+            result_timeout=link.result_timeout_s,
         )
         try:
             self._info = self._device.hello()
+        except DeviceTimeoutError as e:
+            self.close()
+            raise DeviceTimeoutError(f"{e}{self._firmware_hint()}") from None
         except BaseException:
             self.close()
             raise
@@ -139,6 +159,28 @@ class McuRunner(Runner):
                 f"the model blob is {len(self._blob)} bytes; the device's model buffer holds "
                 f"{self._info.model_cap}"
             )
+
+    @property
+    def link(self) -> LinkInfo:
+        """The link's patience: the board file's ``[link]``, overridden by the options."""
+        board = self.board.link_timeouts
+        o = self.options
+        return LinkInfo(
+            request_timeout_s=board.request_timeout_s if o.timeout_s is None else o.timeout_s,
+            tries=board.tries if o.tries is None else o.tries,
+            result_timeout_s=(
+                board.result_timeout_s if o.result_timeout_s is None else o.result_timeout_s
+            ),
+        )
+
+    def _firmware_hint(self) -> str:
+        fw = self.board.firmware
+        if fw is None:
+            return ""
+        return (
+            f"; board {self.board.id} runs firmware port {fw.port!r} "
+            f"(edgeprof firmware build --port-name {fw.port})"
+        )
 
     def prepare(self) -> None:
         """Timed: upload the blob and let the device lay the model out (its first RUN)."""

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from edgeprof.errors import InputError, UnavailableError
-from edgeprof.runners.base import InterpreterRunner, ModelFile
+from edgeprof.runners.base import InterpreterRunner, ModelFile, RunnerOptions
 
 # (runtime name, module with Interpreter, distribution for the version)
 RUNTIMES = (
@@ -37,6 +37,17 @@ class TfliteOptions:
     default_delegates: bool = True
     delegate: str | None = None  # path of an external delegate .so (libedgetpu.so.1, ...)
     delegate_options: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_flags(cls, flags: RunnerOptions) -> TfliteOptions:
+        """The runtime, threads and delegates of ``edgeprof run``."""
+        return cls(
+            runtime=flags.runtime,
+            threads=flags.threads,
+            default_delegates=flags.default_delegates,
+            delegate=flags.delegate,
+            delegate_options=dict(flags.delegate_options),
+        )
 
 
 def _import_runtime(choice: str) -> tuple[str, ModuleType, str]:

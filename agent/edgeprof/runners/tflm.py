@@ -17,12 +17,13 @@ import signal
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from edgeprof.errors import InputError, UnavailableError
-from edgeprof.runners.base import InterpreterRunner, ModelFile
+from edgeprof.runners.base import InterpreterRunner, ModelFile, RunnerOptions
 
 PROBE_TIMEOUT_S = 20.0
 ARENA_ALIGN = 16
@@ -128,20 +129,32 @@ def _captured_stderr() -> Iterator[list[bytes]]:
             out.append(tmp.read())
 
 
+@dataclass(frozen=True)
+class TflmOptions:
+    """The arena: a given size, and whether to find the real minimum first."""
+
+    arena_size: int | None = None
+    probe_arena: bool = True
+
+    @classmethod
+    def from_flags(cls, flags: RunnerOptions) -> TflmOptions:
+        """``--arena-size`` (the reference run of a quality check skips the probe)."""
+        return cls(arena_size=flags.arena_size, probe_arena=flags.probe_arena)
+
+
 class TflmRunner(InterpreterRunner):
     """TFLite Micro's interpreter on the host."""
 
     name = "tflm"
 
-    def __init__(
-        self, model: ModelFile, arena_size: int | None = None, probe_arena: bool = True
-    ) -> None:
+    def __init__(self, model: ModelFile, options: TflmOptions | None = None) -> None:
         super().__init__(model)
-        if arena_size is not None and arena_size <= 0:
-            raise InputError(f"--arena-size must be positive, not {arena_size}")
+        opts = options or TflmOptions()
+        if opts.arena_size is not None and opts.arena_size <= 0:
+            raise InputError(f"--arena-size must be positive, not {opts.arena_size}")
         self._rt = _runtime()
-        self.arena_size = arena_size
-        self.probe_arena = probe_arena
+        self.arena_size = opts.arena_size
+        self.probe_arena = opts.probe_arena
         self.arena_min: int | None = None
         self.arena_reported: int | None = None
         self._it: Any = None

@@ -14,15 +14,14 @@ import re
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import Protocol
 
 from edgeprof.device.channels import ChannelSpec, ReadKind
 from edgeprof.device.roots import SystemRoots
+from edgeprof.device.sources.base import FileSource
 from edgeprof.device.sources.sysfs_read import probe_int, read_sysfs_int, read_sysfs_text
 from edgeprof.errors import InputError
 
 __all__ = [
-    "POWER_SOURCES",
     "HwmonSource",
     "IioIna3221Source",
     "PowerSource",
@@ -31,6 +30,7 @@ __all__ = [
     "discover_power_with_notes",
     "discovery_notes",
     "is_not_connected",
+    "missing_rails",
     "read_sysfs_int",
     "read_sysfs_text",
     "safe_component",
@@ -90,12 +90,7 @@ def _device_key(dev_dir: Path) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-class PowerSource(Protocol):
-    """One family of power-rail files. ``discover`` appends reasons for skipped items to notes."""
-
-    name: str
-
-    def discover(self, roots: SystemRoots, notes: list[str] | None = None) -> list[ChannelSpec]: ...
+PowerSource = FileSource  # one family of power-rail files
 
 
 # ---------------------------------------------------------------------------------------------
@@ -403,8 +398,6 @@ def _zone_chain(base: Path, zone: Path) -> list[Path]:
 # All sources together
 # ---------------------------------------------------------------------------------------------
 
-POWER_SOURCES: tuple[PowerSource, ...] = (HwmonSource(), IioIna3221Source(), RaplSource())
-
 
 def _ensure_unique(channels: Iterable[ChannelSpec]) -> list[ChannelSpec]:
     """Safety net across sources: renames a repeated channel name to ``<name>_<n>``."""
@@ -417,13 +410,18 @@ def _ensure_unique(channels: Iterable[ChannelSpec]) -> list[ChannelSpec]:
 
 
 def discover_power_with_notes(
-    roots: SystemRoots, sources: Iterable[PowerSource] = POWER_SOURCES
+    roots: SystemRoots, sources: Iterable[PowerSource] | None = None
 ) -> tuple[list[ChannelSpec], list[str]]:
     """All power channels sorted by name (unique), and why anything was skipped.
 
-    A source that fails unexpectedly on a strange tree (a race with hotplug, a permission
-    oddity) contributes a note, not an exception: one bad driver must not hide the others.
+    ``sources`` defaults to the registry's power sources. A source that fails unexpectedly on
+    a strange tree (a race with hotplug, a permission oddity) contributes a note, not an
+    exception: one bad driver must not hide the others.
     """
+    if sources is None:
+        from edgeprof.device.sources.registry import POWER_SOURCES
+
+        sources = POWER_SOURCES
     notes: list[str] = []
     found: list[ChannelSpec] = []
     for source in sources:
@@ -443,3 +441,11 @@ def discover_power(roots: SystemRoots) -> list[ChannelSpec]:
 def discovery_notes(roots: SystemRoots) -> list[str]:
     """Why power-rail candidates were skipped (unreadable, NC, disabled, malformed)."""
     return discover_power_with_notes(roots)[1]
+
+
+def missing_rails(expected: Iterable[str], channels: Iterable[ChannelSpec]) -> list[str]:
+    """The rails a board file names (``[power].rails``) that no discovered channel carries,
+    compared by the driver's label, case-insensitively: a board whose monitor is missing, not
+    bound or labelled differently shows up here instead of as a quietly shorter report."""
+    found = {c.label.strip().upper() for c in channels if c.label}
+    return [r for r in expected if r.strip().upper() not in found]

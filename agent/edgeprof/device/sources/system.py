@@ -18,6 +18,8 @@ from edgeprof.device.sources.sysfs_read import probe_int, read_sysfs_int, read_s
 from edgeprof.errors import InputError, UnavailableError
 
 __all__ = [
+    "CpufreqSource",
+    "ThermalSource",
     "cpufreq_channels",
     "discover_system",
     "discover_system_with_notes",
@@ -115,10 +117,31 @@ def thermal_channels(roots: SystemRoots, notes: list[str] | None = None) -> list
     return out
 
 
+class CpufreqSource:
+    """Each online core's current frequency (the file source of :func:`cpufreq_channels`)."""
+
+    name = "cpufreq"
+
+    def discover(self, roots: SystemRoots, notes: list[str] | None = None) -> list[ChannelSpec]:
+        return cpufreq_channels(roots, notes)
+
+
+class ThermalSource:
+    """Each thermal zone's temperature (the file source of :func:`thermal_channels`)."""
+
+    name = "thermal"
+
+    def discover(self, roots: SystemRoots, notes: list[str] | None = None) -> list[ChannelSpec]:
+        return thermal_channels(roots, notes)
+
+
 def discover_system_with_notes(roots: SystemRoots) -> tuple[list[ChannelSpec], list[str]]:
-    """CPU frequency then thermal channels, and why any candidate was skipped."""
+    """The registry's system channels (CPU frequency, then thermal), and why any candidate was
+    skipped."""
+    from edgeprof.device.sources.registry import SYSTEM_SOURCES
+
     notes: list[str] = []
-    channels = cpufreq_channels(roots, notes) + thermal_channels(roots, notes)
+    channels = [c for source in SYSTEM_SOURCES for c in source.discover(roots, notes)]
     return channels, notes
 
 
