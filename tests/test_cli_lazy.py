@@ -74,6 +74,7 @@ def test_push_help_imports_nothing_heavy(tmp_path: Path) -> None:
     assert result["code"] == 0
     assert "--token-file" in result["stdout"]
     assert heavy(result["modules"]) == []
+    assert "urllib3" not in result["modules"]  # imported only once a client is made
 
 
 def test_a_real_push_imports_nothing_heavy(tmp_path: Path) -> None:

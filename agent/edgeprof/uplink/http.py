@@ -15,30 +15,26 @@ default); on top, what every caller needs and urllib3 alone does not give in one
   (the root cause, e.g. ``ConnectionRefusedError: [Errno 111] Connection refused``), never a
   urllib3 exception, and never the token.
 
-Only the standard library and urllib3 (pure Python) are imported: ``edgeprof push`` runs from cron.
+Only the standard library and urllib3 (pure Python) are used, and urllib3 (with ssl, about 50 ms
+of start-up here) only once a client is made, so ``edgeprof push --help`` never pays for it
+(docs/benchmarks.md, issue 12).
 """
 
 from __future__ import annotations
 
 import os
 import random
-import ssl
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import urllib3
-from urllib3.exceptions import (
-    ConnectTimeoutError,
-    HTTPError,
-    NameResolutionError,
-    ProtocolError,
-    ReadTimeoutError,
-)
+from typing import TYPE_CHECKING
 
 from edgeprof.errors import CollectorUnreachableError, InputError
+
+if TYPE_CHECKING:
+    import urllib3
 
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0
@@ -169,6 +165,15 @@ def _find(exc: BaseException, kind: type[BaseException]) -> BaseException | None
 
 def _describe(exc: BaseException) -> tuple[str, bool]:
     """A one-line reason for a failed exchange, and whether trying again can help."""
+    import ssl
+
+    from urllib3.exceptions import (
+        ConnectTimeoutError,
+        NameResolutionError,
+        ProtocolError,
+        ReadTimeoutError,
+    )
+
     cert = _find(exc, ssl.SSLCertVerificationError)
     if isinstance(cert, ssl.SSLCertVerificationError):
         return f"TLS certificate not accepted: {cert.verify_message}", False
@@ -203,9 +208,11 @@ class HttpClient:
     attempts: int = DEFAULT_ATTEMPTS  # for repeatable requests; see request()
     backoff: Backoff = field(default_factory=Backoff)
     ca_file: str | None = None  # a private CA for the collector; default: the system's store
-    _pool: urllib3.PoolManager = field(init=False, repr=False)
+    _pool: urllib3.PoolManager = field(init=False, repr=False)  # urllib3 imported on creation
 
     def __post_init__(self) -> None:
+        import urllib3
+
         check_token(self.token)
         if not self.timeout_s > 0:
             raise InputError("the timeout must be positive")
@@ -260,6 +267,8 @@ class HttpClient:
         limit: int = MAX_RESPONSE_BYTES,
     ) -> Response:
         """One attempt. Raises :class:`CollectorUnreachableError` when no whole answer came."""
+        from urllib3.exceptions import HTTPError
+
         headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
         if content_type is not None:
             headers["Content-Type"] = content_type
