@@ -17,12 +17,12 @@ import pytest
 
 from edgeprof.report.store import save_report
 from edgeprof.testing.standin_collector import StandinCollector, sample_report
+from edgeprof.uplink.http import backoff_delay
 from edgeprof.uplink.spool import (
     CORRUPT_DIR,
     REJECTED_DIR,
     SENT_DIR,
     PushResult,
-    backoff_delay,
     push,
     spooled,
 )

@@ -1,20 +1,18 @@
-"""``edgeprof serve``, ``edgeprof collector ...`` and ``edgeprof pull``: the upstream side.
+"""``edgeprof serve`` and ``edgeprof collector ...``: the upstream side.
 
-``serve`` and ``collector`` need the ``edgeprof[collector]`` extra and say so when it is
-missing; ``pull`` needs only the standard library.
+Both need the ``edgeprof[collector]`` extra and say so when it is missing (``edgeprof pull``,
+the pipelines' client, is :mod:`edgeprof.cli.pull` and needs no extra).
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
 from edgeprof.errors import InputError
-from edgeprof.uplink.spool import resolve_token
 
 _DB_HELP = (
     "Database: a file path (SQLite, the default is in the XDG data dir) or postgresql://... "
@@ -218,68 +216,3 @@ def key_revoke(db: str | None, key_id: str) -> None:
     revoke_key(engine, key_id)
     engine.dispose()
     click.echo(f"revoked key {key_id}")
-
-
-@click.command("pull")
-@click.option("--url", required=True, help="Collector base URL.")
-@click.option("--token", default=None, help="Pipeline token (prefer --token-file).")
-@click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path), default=None)
-@click.option("--model", help="Model name.")
-@click.option("--model-sha256", help="Model file sha256.")
-@click.option("--board", help="Board id.")
-@click.option("--device", help="Device id.")
-@click.option("--runner", help="Runner (tflite, tflm, mcu).")
-@click.option("--since", "created_after", help="Created at or after (ISO 8601 or Unix ns).")
-@click.option("--until", "created_before", help="Created before (ISO 8601 or Unix ns).")
-@click.option("--tag", multiple=True, metavar="KEY:VALUE", help="Repeatable; all must match.")
-@click.option("--gate-status", type=click.Choice(["none", "pass", "fail", "incomplete"]))
-@click.option("--max", "limit", type=click.IntRange(min=1), help="At most this many reports.")
-@click.option(
-    "--out",
-    default=None,
-    help="Folder to write <id>.msgpack files into, or - for the reports on stdout "
-    "(concatenated msgpack maps).",
-)
-@click.option("--list", "list_only", is_flag=True, help="Only list (JSON lines), fetch nothing.")
-@click.option("--timeout", "timeout_s", type=float, default=30.0, show_default=True)
-def pull(
-    url: str,
-    token: str | None,
-    token_file: Path | None,
-    tag: tuple[str, ...],
-    limit: int | None,
-    out: str | None,
-    list_only: bool,
-    timeout_s: float,
-    **filters: str | None,
-) -> None:
-    """Fetch reports from a collector by filter, checked byte for byte."""
-    from edgeprof.uplink.pull import Client, save
-
-    if not list_only and out is None:
-        raise InputError("give --out DIR (or --out - for stdout), or --list")
-    client = Client.make(url, resolve_token(token, token_file), timeout_s)
-    clean = {k: v for k, v in filters.items() if v is not None}
-    directory = None
-    if out not in (None, "-"):
-        directory = Path(out)
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise InputError(f"cannot create {directory}: {exc.strerror or exc}") from None
-    written = kept = 0
-    for item in client.listings(clean, list(tag), limit=limit):
-        if list_only:
-            click.echo(json.dumps(item, sort_keys=True))
-            continue
-        data = client.fetch(item["id"], item.get("sha256"))
-        if directory is None:
-            sys.stdout.buffer.write(data)
-            sys.stdout.buffer.flush()
-            written += 1
-            continue
-        _, new = save(directory, item["id"], data)
-        written += new
-        kept += not new
-    if directory is not None:
-        click.echo(f"pulled {written} new report(s) into {directory} ({kept} already there)")

@@ -1,27 +1,24 @@
-"""``edgeprof gate REPORT...`` and ``edgeprof gate verify-log FILE``.
+"""``edgeprof gate REPORT...`` and ``edgeprof gate verify-log FILE``: parse, call, print.
 
-Kept out of cli.py like the report commands; the main group attaches it with
-``main.add_command(gate_group)``. ``gate REPORT...`` is shorthand for ``gate check REPORT...``
-(:class:`_DefaultGroup`), so CI lines stay short. Exit codes: 0 pass, 1 fail, 2 could not
-evaluate (also any bad input: an unreadable, unsigned or tampered report, a malformed policy,
-which the main group prints as one line).
+The work is :func:`edgeprof.gate.job.run_gate`. ``gate REPORT...`` is shorthand for
+``gate check REPORT...`` (:class:`_DefaultGroup`), so CI lines stay short. Exit codes
+(:mod:`edgeprof.exit_codes`): 0 pass, 1 fail, 2 could not evaluate (also any bad input: an
+unreadable, unsigned or tampered report, a malformed policy, which the main group prints as one
+line).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
-from edgeprof.errors import InputError
-from edgeprof.gate.audit import append, verify_log
-from edgeprof.gate.evaluate import FAIL, NOT_EVALUATED, PASS, WARN, Decision, evaluate
-from edgeprof.gate.inputs import CollectorSource, load_file
-from edgeprof.gate.policy import load_policy
+from edgeprof import exit_codes
+from edgeprof.gate.audit import verify_log
+from edgeprof.gate.evaluate import FAIL, NOT_EVALUATED, PASS, WARN, Decision
+from edgeprof.gate.job import CollectorQuery, GateRequest, run_gate
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 _COLOURS = {PASS: "green", WARN: "yellow", FAIL: "red", NOT_EVALUATED: "magenta"}
@@ -36,37 +33,6 @@ class _DefaultGroup(click.Group):
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
             args = [self.default_command, *args]
         return super().parse_args(ctx, args)
-
-
-def audit_body(
-    decision: Decision, inputs: list[dict[str, Any]], policy_origin: str
-) -> dict[str, Any]:
-    """What the audit log records of one decision (everything but the chain fields)."""
-    doc = decision.to_json()
-    return {
-        "inputs": inputs,
-        "policy": {**doc["policy"], "path": policy_origin},
-        "decision": {k: doc[k] for k in ("outcome", "exit_code", "severity")},
-        "rules": [
-            {
-                k: r[k]
-                for k in (
-                    "rule_id",
-                    "kind",
-                    "metric",
-                    "report_id",
-                    "value",
-                    "threshold",
-                    "warn_threshold",
-                    "verdict",
-                    "severity",
-                    "justification",
-                )
-            }
-            for r in doc["results"]
-        ],
-        "justification": doc["justification"],
-    }
 
 
 def render(decision: Decision) -> str:
@@ -150,67 +116,42 @@ def check(
 ) -> None:
     """Evaluate REPORTS (files, or --collector with filters): exit 0 pass, 1 fail, 2 could not
     evaluate."""
-    policy = load_policy(policy_file)
-    source = None
+    clean = {k: v for k, v in filters.items() if v is not None}
+    query = None
     if collector_url is not None:
-        from edgeprof.uplink.pull import Client
-        from edgeprof.uplink.spool import resolve_token
-
-        source = CollectorSource(Client.make(collector_url, resolve_token(token, token_file)))
-    elif any(v is not None for v in filters.values()) or tag or drift_window:
-        raise InputError("--model/--board/--device/--tag/--drift-window need --collector")
-    current = [load_file(p, allow_unsigned) for p in reports]
-    if source is not None:
-        clean = {k: v for k, v in filters.items() if v is not None}
-        if clean or tag or not current:
-            current += source.candidates(clean, list(tag), latest)
-    if not current:
-        raise InputError("gate: give report files, or --collector with filters")
-    base = None
-    if baseline == "last-approved":
-        if source is None:
-            raise InputError("--baseline last-approved needs --collector")
-        base = source.last_approved(current[-1].report)
-    elif baseline is not None:
-        base = load_file(Path(baseline), allow_unsigned)
-    past = [load_file(p, allow_unsigned) for p in window]
-    if drift_window is not None and source is not None:
-        past += source.window(current[-1].report, drift_window)
-    decision = evaluate(
-        [c.report for c in current],
-        policy,
-        baseline=base.report if base is not None else None,
-        window=[w.report for w in past] or None,
+        query = CollectorQuery(
+            collector_url, token, token_file, clean, tag, latest, post=not no_post
+        )
+    result = run_gate(
+        GateRequest(
+            reports=reports,
+            policy_file=policy_file,
+            baseline=baseline,
+            window=window,
+            drift_window=drift_window,
+            audit_log=audit_log,
+            allow_unsigned=allow_unsigned,
+            collector=query,
+            stray_filters=bool(clean or tag),
+        )
     )
-    inputs = [c.describe("report") for c in current]
-    inputs += [base.describe("baseline")] if base is not None else []
-    inputs += [w.describe("window") for w in past]
-    body = audit_body(decision, inputs, policy.origin)
-    entry = append(audit_log, body) if audit_log is not None else None
-    posted = None
-    if source is not None and not no_post:
-        record = {**body, "audit": _audit_ref(audit_log, entry)}
-        posted = source.post_decision(decision.outcome, decision.severity, inputs, record)
+    decision = result.decision
     if as_json:
-        doc = {**decision.to_json(), "inputs": inputs}
-        if entry is not None and audit_log is not None:
-            doc["audit"] = _audit_ref(audit_log, entry)
-        if posted is not None:
-            doc["collector_decision_id"] = posted
+        doc = {**decision.to_json(), "inputs": result.inputs}
+        if result.audit is not None:
+            doc["audit"] = result.audit
+        if result.collector_decision_id is not None:
+            doc["collector_decision_id"] = result.collector_decision_id
         click.echo(json.dumps(doc, indent=2))
     else:
         click.echo(render(decision))
-        if entry is not None:
-            click.echo(f"audit: {audit_log} entry {entry['seq']} ({entry['sha256'][:16]})")
-        if posted is not None:
-            click.echo(f"collector: decision {posted} recorded")
-    sys.exit(decision.exit_code)
-
-
-def _audit_ref(path: Path | None, entry: dict[str, Any] | None) -> dict[str, Any] | None:
-    if path is None or entry is None:
-        return None
-    return {"path": os.fspath(path), "seq": entry["seq"], "sha256": entry["sha256"]}
+        if result.audit is not None:
+            click.echo(
+                f"audit: {audit_log} entry {result.audit['seq']} ({result.audit['sha256'][:16]})"
+            )
+        if result.collector_decision_id is not None:
+            click.echo(f"collector: decision {result.collector_decision_id} recorded")
+    sys.exit(result.exit_code)
 
 
 @gate_group.command("verify-log")
@@ -233,4 +174,4 @@ def verify_log_cmd(file: Path, as_json: bool) -> None:
         )
     else:
         click.echo(f"{file}: {result.message()}")
-    sys.exit(0 if result.ok else 1)
+    sys.exit(exit_codes.OK if result.ok else exit_codes.FAILED)

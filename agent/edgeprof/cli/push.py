@@ -1,7 +1,8 @@
 """``edgeprof push``: send the spooled reports to the collector (see :mod:`edgeprof.uplink.spool`).
 
-Exit codes: 0 everything delivered (or nothing to send), 1 something remains, was rejected or
-set aside as corrupt, or another push holds the lock, 2 bad input. The command handles
+Exit codes (:mod:`edgeprof.exit_codes`): 0 everything delivered (or nothing to send), 1 something
+remains, was rejected or set aside as corrupt, or another push holds the lock, 2 bad input. It
+imports no numpy, gate or collector code (cron runs it on small boards). The command handles
 :class:`~edgeprof.errors.EdgeprofError` itself so it behaves the same inside the ``edgeprof``
 group and standalone (``python -m edgeprof.cli.push``). The token is never printed.
 """
@@ -13,13 +14,11 @@ from pathlib import Path
 
 import click
 
-from edgeprof.errors import EdgeprofError
+from edgeprof import exit_codes
+from edgeprof.errors import EdgeprofError, PushBusyError
 from edgeprof.report.store import default_store
 from edgeprof.uplink import spool as uplink
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_ERROR = 2
+from edgeprof.uplink.http import DEFAULT_TIMEOUT_S, ENV_TOKEN, BaseUrl, resolve_token
 
 
 def _summary(result: uplink.PushResult, where: str) -> str:
@@ -36,7 +35,7 @@ def _summary(result: uplink.PushResult, where: str) -> str:
 @click.option(
     "--token",
     default=None,
-    help=f"Bearer token (else --token-file, else ${uplink.ENV_TOKEN}); prefer a file: "
+    help=f"Bearer token (else --token-file, else ${ENV_TOKEN}); prefer a file: "
     "command lines are visible to other users.",
 )
 @click.option(
@@ -63,7 +62,7 @@ def _summary(result: uplink.PushResult, where: str) -> str:
     "--timeout",
     "timeout_s",
     type=click.FloatRange(min=0, min_open=True),
-    default=uplink.DEFAULT_TIMEOUT_S,
+    default=DEFAULT_TIMEOUT_S,
     show_default=True,
     help="Seconds allowed for each connect, send and receive.",
 )
@@ -92,8 +91,8 @@ def push(
     debug = bool(ctx.find_root().obj and ctx.find_root().obj.get("debug"))
     directory = store or default_store()
     try:
-        secret = uplink.resolve_token(token, token_file)
-        where = uplink.Endpoint.parse(url).display()
+        secret = resolve_token(token, token_file)
+        where = BaseUrl.parse(url).url(uplink.REPORTS_PATH)
         result = uplink.push(
             directory,
             url,
@@ -102,22 +101,22 @@ def push(
             timeout_s=timeout_s,
             lock_wait_s=lock_wait_s,
         )
-    except uplink.PushBusyError as exc:
+    except PushBusyError as exc:
         if as_json:
             click.echo(json.dumps({"ok": False, "busy": True, "error": str(exc)}))
         else:
             click.echo(f"edgeprof: {exc}", err=True)
-        ctx.exit(EXIT_FAILED)
+        ctx.exit(exit_codes.FAILED)
     except EdgeprofError as exc:
         if debug:
             raise
         click.echo(f"edgeprof: error: {exc}", err=True)
-        ctx.exit(EXIT_ERROR)
+        ctx.exit(exit_codes.ERROR)
     if as_json:
         click.echo(json.dumps({**result.as_dict(), "busy": False, "store": str(directory)}))
     else:
         click.echo(_summary(result, where))
-    ctx.exit(EXIT_OK if result.delivered_all else EXIT_FAILED)
+    ctx.exit(exit_codes.OK if result.delivered_all else exit_codes.FAILED)
 
 
 if __name__ == "__main__":

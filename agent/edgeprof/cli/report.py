@@ -1,7 +1,6 @@
 """``edgeprof report show|export|verify`` and ``edgeprof keys init|show``.
 
-Kept out of cli.py so the report commands can grow without touching the run path; the main
-group attaches them with ``main.add_command(report_group)`` and ``main.add_command(keys_group)``.
+Registered lazily in :data:`edgeprof.cli.COMMANDS` (numpy is imported only when they run).
 Failures raise :class:`~edgeprof.errors.InputError`, which the main group turns into one line
 and exit 2; ``report verify`` exits 1 for a signature that does not match (or none to check).
 """
@@ -19,6 +18,7 @@ from typing import Any
 import click
 import numpy as np
 
+from edgeprof import exit_codes
 from edgeprof.errors import InputError
 from edgeprof.report.codec import decode_wire, from_wire
 from edgeprof.report.signing import (
@@ -31,8 +31,6 @@ from edgeprof.report.signing import (
     load_keys,
     verify_wire,
 )
-
-EXIT_MISMATCH = 1
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 
@@ -178,7 +176,7 @@ def verify_cmd(file: Path, hmac_key_file: Path | None, trust: tuple[str, ...]) -
     result = _check(wire, keys, trusted)
     click.echo(f"{file}: {result.message()}")
     if not result.ok:
-        sys.exit(EXIT_MISMATCH)
+        sys.exit(exit_codes.FAILED)
 
 
 @click.group("keys")

@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from edgeprof.collector.keys import verify_trusted
-from edgeprof.errors import InputError
-from edgeprof.report.codec import SchemaVersionError, decode_wire, from_wire
+from edgeprof.errors import InputError, SchemaVersionError
+from edgeprof.report.codec import decode_wire, from_wire
 
 _LIMITS = {"model_name": 256, "board_id": 128, "device_id": 256, "runner": 64}
 _TAG_KEY_MAX = 128

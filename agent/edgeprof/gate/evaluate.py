@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 
 from edgeprof.errors import InputError
+from edgeprof.exit_codes import for_gate
 from edgeprof.gate.drift import drift, drift_categorical, mann_whitney_u
 from edgeprof.gate.policy import SEVERITIES, Policy, Rule, metric_unit
 
 PASS, WARN, FAIL, NOT_EVALUATED = "pass", "warn", "fail", "not-evaluated"
-EXIT_PASS, EXIT_FAIL, EXIT_INCOMPLETE = 0, 1, 2
 
 _UNIT_TEXT = {"s": "s", "bytes": "B", "w": "W", "j": "J", "per_s": "/s", "hz": "Hz"}
 
@@ -59,7 +59,7 @@ class Decision:
 
     @property
     def exit_code(self) -> int:
-        return {"pass": EXIT_PASS, "fail": EXIT_FAIL}.get(self.outcome, EXIT_INCOMPLETE)
+        return for_gate(self.outcome)
 
     @property
     def justification(self) -> str:

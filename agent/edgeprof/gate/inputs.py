@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgeprof.errors import InputError
+from edgeprof.errors import CollectorError, InputError
 from edgeprof.gate.audit import json_safe
 from edgeprof.report.codec import decode_wire, from_wire
 from edgeprof.report.signing import load_keys, verify_wire
-from edgeprof.uplink.pull import Client, CollectorError
+from edgeprof.uplink.pull import CollectorApi
 
 
 @dataclass
@@ -71,12 +71,12 @@ def load_file(path: Path, allow_unsigned: bool) -> GateInput:
 class CollectorSource:
     """A collector the gate reads reports from and posts decisions to."""
 
-    client: Client
+    client: CollectorApi
 
     def _load(self, listing: dict[str, Any]) -> GateInput:
         rid = str(listing.get("id"))
         data = self.client.fetch(rid, listing.get("sha256"))
-        origin = f"{self.client.base.display().removesuffix('/v1/reports')}/v1/reports/{rid}"
+        origin = self.client.report_url(rid)
         wire = decode_wire(data, origin)
         report = from_wire(wire, origin)
         check = verify_wire(wire)

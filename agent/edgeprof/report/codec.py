@@ -24,17 +24,13 @@ import msgpack
 import numpy as np
 
 from edgeprof.atomic import write_atomic as write_atomic
-from edgeprof.errors import InputError
+from edgeprof.errors import InputError, SchemaVersionError
 from edgeprof.report.schema import MAJOR, MINOR, SCHEMA, validate
 
 if TYPE_CHECKING:
     from edgeprof.report.signing import Keys
 
 SCHEMA_VERSION = (MAJOR, MINOR)
-
-
-class SchemaVersionError(InputError):
-    """A well-formed report of a major version this reader does not know."""
 
 
 ARRAY_MARK = "__array__"

@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from edgeprof.atomic import write_atomic
 from edgeprof.errors import InputError
-from edgeprof.report.codec import write_atomic
 
 ENV_STORE = "EDGEPROF_STORE"
 

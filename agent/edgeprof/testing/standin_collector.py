@@ -6,12 +6,14 @@ sockets, real kills) and read what it kept: each accepted report is stored atomi
 :func:`edgeprof.report.codec.decode` (400 with the message),
 refuses bodies above a size limit (413),
 and de-duplicates by report id (201 the first time, 200 after, body ``{"id": ...}``); the
-de-duplication reads the directory, so it holds across restarts.
+de-duplication reads the directory, so it holds across restarts. ``GET /v1/reports/<id>`` serves a
+kept report back (for the HTTP client's read path).
 
 Faults for tests, each counted per process: ``--fail-first N`` answers 500 to the first N
-requests, ``--slow S`` sleeps S seconds before storing and answering, ``--close-mid-body N``
-reads half the body of the first N requests then closes the socket, ``--drop-ack N`` stores
-the first N reports then closes without answering.
+requests (503 with ``Retry-After: S`` given ``--retry-after S``), ``--slow S`` sleeps S seconds
+before storing and answering, ``--close-mid-body N`` reads half the body of the first N
+requests then closes the socket, ``--drop-ack N`` stores the first N reports then closes
+without answering.
 
 Run: ``python -m edgeprof.testing.standin_collector --port 0 --dir DIR --token T``; it prints
 its port on the first line of stdout.
@@ -52,6 +54,7 @@ class Faults:
     slow_s: float = 0.0
     close_mid_body: int = 0
     drop_ack: int = 0
+    retry_after_s: int | None = None
 
 
 class _State:
@@ -100,11 +103,16 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     timeout = 30  # a stalled client must not pin a thread forever
 
-    def _reply(self, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
+    def _reply(
+        self, status: int, body: dict[str, Any] | bytes, headers: dict[str, str] | None = None
+    ) -> None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        ctype = "application/msgpack" if isinstance(body, bytes) else "application/json"
+        self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(data)
@@ -145,8 +153,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length)
         if len(body) != length:
             return  # the client went away
-        if state.take("fail_first"):
-            self._reply(500, {"error": "injected failure"})
+        if self._injected_failure():
             return
         try:
             report = decode(body, "request body")
@@ -169,6 +176,36 @@ class _Handler(BaseHTTPRequestHandler):
         if state.take("drop_ack"):
             return  # stored, but the client never hears so
         self._reply(201 if created else 200, {"id": report_id})
+
+    def _injected_failure(self) -> bool:
+        """Answer an injected 500 (or 503 with Retry-After) if ``--fail-first`` has shots left."""
+        state = self.server.state
+        if not state.take("fail_first"):
+            return False
+        after = state.faults.retry_after_s
+        if after is None:
+            self._reply(500, {"error": "injected failure"})
+        else:
+            self._reply(503, {"error": "injected overload"}, {"Retry-After": str(after)})
+        return True
+
+    def do_GET(self) -> None:
+        state = self.server.state
+        self.close_connection = True
+        auth = self.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(auth, state.expected_auth):
+            self._reply(401, {"error": "bad or missing bearer token"})
+            return
+        if self._injected_failure():
+            return
+        report_id = self.path.removeprefix(REPORTS_PATH + "/")
+        path = state.directory / f"{report_id}.msgpack"
+        if not self.path.startswith(REPORTS_PATH + "/") or not _ID_RE.fullmatch(report_id):
+            self._reply(404, {"error": f"no such endpoint {self.path}"})
+        elif not path.is_file():
+            self._reply(404, {"error": f"no report {report_id}"})
+        else:
+            self._reply(200, path.read_bytes())
 
     def log_message(self, format: str, *args: Any) -> None:
         sys.stderr.write(f"standin-collector: {format % args}\n")
@@ -201,9 +238,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--slow", type=float, default=0.0)
     p.add_argument("--close-mid-body", type=int, default=0)
     p.add_argument("--drop-ack", type=int, default=0)
+    p.add_argument("--retry-after", type=int, default=None)
     p.add_argument("--hmac-key-file", type=Path, help="require reports signed with this key")
     a = p.parse_args(argv)
-    faults = Faults(a.fail_first, a.slow, a.close_mid_body, a.drop_ack)
+    faults = Faults(a.fail_first, a.slow, a.close_mid_body, a.drop_ack, a.retry_after)
     key = a.hmac_key_file.read_bytes() if a.hmac_key_file else None
     serve(a.port, a.dir, a.token, a.max_bytes, faults, key)
 
@@ -228,6 +266,7 @@ class StandinCollector(ChildServer):
         slow_s: float = 0.0,
         close_mid_body: int = 0,
         drop_ack: int = 0,
+        retry_after_s: int | None = None,
         max_bytes: int = DEFAULT_MAX_BYTES,
         start_timeout_s: float = 20.0,
         hmac_key_file: Path | None = None,
@@ -246,6 +285,8 @@ class StandinCollector(ChildServer):
             f"--close-mid-body={close_mid_body}",
             f"--drop-ack={drop_ack}",
         ]
+        if retry_after_s is not None:
+            cmd.append(f"--retry-after={retry_after_s}")
         if hmac_key_file is not None:
             cmd.append(f"--hmac-key-file={hmac_key_file}")
         super().__init__(cmd, start_timeout_s)

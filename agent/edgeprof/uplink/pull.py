@@ -1,9 +1,12 @@
 """``edgeprof pull``: the governance pipeline's client for the collector.
 
-Lists reports by filter (following the cursor to the end or to ``--max``), then fetches each
+Lists reports by filter (following the cursor to the end or to ``limit``), then fetches each
 whole report, checks that its bytes hash to what the listing said and that it decodes and
 validates as a report, and writes it atomically as ``<dir>/<id>.msgpack`` (a file already
-there with the same hash is kept). Standard library HTTP only, every socket operation bounded.
+there with the same hash is kept). HTTP through :mod:`edgeprof.uplink.http`: every request
+bounded in time and size, reads retried with backoff.
+
+:class:`CollectorApi` is also the gate's way in (:mod:`edgeprof.gate.inputs`).
 """
 
 from __future__ import annotations
@@ -11,15 +14,14 @@ from __future__ import annotations
 import hashlib
 import json
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from edgeprof.atomic import write_atomic
-from edgeprof.errors import EdgeprofError, InputError
-from edgeprof.report.codec import decode
-from edgeprof.uplink.spool import Endpoint
+from edgeprof.errors import CollectorError, CollectorUnreachableError, InputError
+from edgeprof.uplink.http import DEFAULT_ATTEMPTS, HttpClient
 
 FILTER_KEYS = (
     "model",
@@ -31,57 +33,65 @@ FILTER_KEYS = (
     "created_before",
     "gate_status",
 )
-
-
-class CollectorError(EdgeprofError):
-    """The collector answered with an error or not at all."""
+DEFAULT_TIMEOUT_S = 30.0
+MAX_REPORT_BYTES = 64 * 1024 * 1024  # the collector's own upload limit
+MAX_JSON_BYTES = 16 * 1024 * 1024  # a listing page of 1,000 reports is well under 1 MiB
 
 
 @dataclass(frozen=True)
-class Client:
-    """A collector base URL and a read token."""
+class CollectorApi:
+    """The collector's read API (and decisions) over one :class:`HttpClient`."""
 
-    base: Endpoint  # its path is ``<base>/v1/reports``
-    token: str
-    timeout_s: float = 30.0
+    http: HttpClient
 
     @classmethod
-    def make(cls, url: str, token: str, timeout_s: float = 30.0) -> Client:
-        return cls(Endpoint.parse(url), token, timeout_s)
+    def make(
+        cls,
+        url: str,
+        token: str,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        attempts: int = DEFAULT_ATTEMPTS,
+    ) -> CollectorApi:
+        return cls(HttpClient.make(url, token, timeout_s=timeout_s, attempts=attempts))
 
-    def _root(self) -> str:
-        return self.base.path.removesuffix("/v1/reports")
-
-    def request(
-        self, method: str, path: str, body: bytes | None = None, ctype: str | None = None
-    ) -> tuple[int, str, bytes]:
-        """One request on its own connection: (status, content type, body)."""
-        headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
-        if ctype is not None:
-            headers["Content-Type"] = ctype
-        conn = self.base.connection(self.timeout_s)
-        try:
-            conn.request(method, self._root() + path, body=body, headers=headers)
-            resp = conn.getresponse()
-            data = resp.read()
-            return resp.status, resp.getheader("Content-Type") or "", data
-        except (OSError, ValueError) as exc:
-            raise CollectorError(f"collector at {self.base.display()}: {exc}") from None
-        finally:
-            conn.close()
+    def report_url(self, report_id: str) -> str:
+        """Where a report lives (for messages and the audit log)."""
+        return self.http.display(f"/v1/reports/{report_id}")
 
     def json(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """A JSON request; :class:`CollectorError` for an error status, no answer or no JSON."""
         data = json.dumps(body).encode() if body is not None else None
-        status, _, raw = self.request(method, path, data, "application/json" if data else None)
-        if status >= 300:
-            raise CollectorError(f"{method} {path}: HTTP {status}: {_message(raw)}")
+        resp = self._request(method, path, data, "application/json" if data else None)
+        if resp[0] >= 300:
+            raise CollectorError(f"{method} {path}: HTTP {resp[0]}: {_message(resp[1])}")
         try:
-            return json.loads(raw)
+            return json.loads(resp[1])
         except ValueError:
             raise CollectorError(f"{method} {path}: the collector sent no JSON") from None
 
+    def _request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        ctype: str | None = None,
+        limit: int = MAX_JSON_BYTES,
+    ) -> tuple[int, bytes]:
+        try:
+            resp = self.http.request(method, path, body, ctype, limit=limit)
+        except CollectorUnreachableError as exc:
+            raise CollectorUnreachableError(
+                f"collector at {self.http.display()}: {exc}", transient=exc.transient
+            ) from None
+        return resp.status, resp.body
+
     def listings(
-        self, filters: dict[str, str], tags: list[str], *, page: int = 500, limit: int | None = None
+        self,
+        filters: Mapping[str, str],
+        tags: Sequence[str],
+        *,
+        page: int = 500,
+        limit: int | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Every matching listing, oldest first (at most ``limit``)."""
         cursor: str | None = None
@@ -104,7 +114,11 @@ class Client:
 
     def fetch(self, report_id: str, sha256: str | None = None) -> bytes:
         """A report's bytes, checked against the listing's hash and the v1 format."""
-        status, _, data = self.request("GET", f"/v1/reports/{urllib.parse.quote(report_id)}")
+        from edgeprof.report.codec import decode  # numpy: only once a report is fetched
+
+        status, data = self._request(
+            "GET", f"/v1/reports/{urllib.parse.quote(report_id)}", limit=MAX_REPORT_BYTES
+        )
         if status != 200:
             raise CollectorError(f"report {report_id}: HTTP {status}: {_message(data)}")
         if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
@@ -135,3 +149,41 @@ def save(directory: Path, report_id: str, data: bytes) -> tuple[Path, bool]:
     except OSError as exc:
         raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path, True
+
+
+@dataclass(frozen=True)
+class PullQuery:
+    """Which reports: filters (see :data:`FILTER_KEYS`), ``KEY:VALUE`` tags, at most ``limit``."""
+
+    filters: Mapping[str, str]
+    tags: tuple[str, ...] = ()
+    limit: int | None = None
+
+
+@dataclass(frozen=True)
+class PullResult:
+    """What :func:`pull` left in the folder: new files written, identical files kept."""
+
+    directory: Path
+    written: int
+    kept: int
+
+
+def fetch_all(api: CollectorApi, query: PullQuery) -> Iterator[tuple[str, bytes]]:
+    """(id, checked bytes) of every matching report, oldest first."""
+    for item in api.listings(query.filters, query.tags, limit=query.limit):
+        yield item["id"], api.fetch(item["id"], item.get("sha256"))
+
+
+def pull(api: CollectorApi, query: PullQuery, directory: Path) -> PullResult:
+    """Fetch every matching report into ``directory`` (created), each checked byte for byte."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create {directory}: {exc.strerror or exc}") from None
+    written = kept = 0
+    for report_id, data in fetch_all(api, query):
+        _, new = save(directory, report_id, data)
+        written += new
+        kept += not new
+    return PullResult(directory, written, kept)

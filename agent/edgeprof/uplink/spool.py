@@ -18,14 +18,16 @@ directories, so a file is in exactly one place even across a power cut):
   holding the status and the collector's message; never retried automatically (move it back);
 * 401/403 (a wrong or revoked token) -> the run stops and every report stays in the spool: it
   is the device's configuration that is wrong, not the reports;
-* not a report (garbage, a file that fails to decode) -> ``<store>/corrupt/`` with a reason;
+* not a report (garbage, a truncated file, not an edgeprof report, an unknown major version:
+  :mod:`edgeprof.uplink.envelope`) -> ``<store>/corrupt/`` with a reason;
 * hidden files (``write_atomic``'s ``.*.tmp`` temp files, the lock) and anything not named
   ``*.msgpack`` are never touched.
 
 Transient failures (5xx, 408, 429, timeouts, refused/reset connections, a connection closed
 before the answer) are retried with capped exponential backoff and full jitter; once one
 report has used up its attempts the run stops, since the next reports would meet the same dead
-collector. Every socket operation is bounded by ``timeout_s``.
+collector. Every socket operation is bounded by ``timeout_s`` (:mod:`edgeprof.uplink.http`, the
+client push, pull and the gate share).
 
 Concurrency: ``fcntl.flock`` on ``<store>/.push.lock``, non-blocking by default (or polled for
 at most ``lock_wait_s``). A second push raises :class:`PushBusyError` instead of waiting
@@ -38,14 +40,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import http.client
 import json
 import os
 import random
-import ssl
 import stat
 import time
-import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from enum import Enum
@@ -53,10 +52,19 @@ from pathlib import Path
 from typing import Any
 
 from edgeprof.atomic import fsync_dir, write_atomic
-from edgeprof.errors import EdgeprofError, InputError
-from edgeprof.report.codec import decode
+from edgeprof.errors import CollectorUnreachableError, InputError, PushBusyError
+from edgeprof.uplink.envelope import NotAReportError, report_id
+from edgeprof.uplink.http import (
+    BACKOFF_BASE_S,
+    BACKOFF_CAP_S,
+    DEFAULT_TIMEOUT_S,
+    MAX_RESPONSE_BYTES,
+    Backoff,
+    HttpClient,
+    Response,
+    retry_after_s,
+)
 
-ENV_TOKEN = "EDGEPROF_TOKEN"
 REPORTS_PATH = "/v1/reports"
 SENT_DIR = "sent"
 REJECTED_DIR = "rejected"
@@ -65,17 +73,9 @@ LOCK_NAME = ".push.lock"
 REASON_SUFFIX = ".reason.txt"
 REPORT_SUFFIX = ".msgpack"
 
-BACKOFF_BASE_S = 0.5
-BACKOFF_CAP_S = 30.0
 DEFAULT_MAX_ATTEMPTS = 5
-DEFAULT_TIMEOUT_S = 10.0
 MAX_REPORT_BYTES = 64 * 1024 * 1024
-MAX_RESPONSE_BYTES = 64 * 1024
 _LOCK_POLL_S = 0.05
-
-
-class PushBusyError(EdgeprofError):
-    """Another push holds the spool lock; this one did nothing."""
 
 
 @dataclass(frozen=True)
@@ -115,130 +115,31 @@ class _Outcome:
     retry_after_s: float | None = None
 
 
-def backoff_delay(
-    attempt: int,
-    *,
-    base_s: float = BACKOFF_BASE_S,
-    cap_s: float = BACKOFF_CAP_S,
-    rand: Callable[[], float] = random.random,
-) -> float:
-    """Full jitter: uniform in ``[0, min(cap, base * 2**attempt)]`` (attempt counts from 0).
-
-    Full jitter spreads a fleet of devices that all lost the collector at once, instead of
-    having them retry in lock-step.
-    """
-    ceiling = min(cap_s, base_s * 2.0 ** min(attempt, 60))
-    return ceiling * rand()
-
-
-def resolve_token(token: str | None, token_file: Path | None) -> str:
-    """``--token``, else ``--token-file``, else ``$EDGEPROF_TOKEN``; both flags is an error."""
-    if token is not None and token_file is not None:
-        raise InputError("give --token or --token-file, not both")
-    if token is None and token_file is not None:
-        try:
-            token = token_file.read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"cannot read the token file {token_file}: {exc}") from None
-    if token is None:
-        token = os.environ.get(ENV_TOKEN)
-    if not token:
-        raise InputError(f"no collector token: use --token, --token-file or ${ENV_TOKEN}")
-    return check_token(token)
-
-
-def check_token(token: str) -> str:
-    """A token must fit in one header line; the message never repeats the token."""
-    if not token or any(c in token for c in "\r\n\0") or not token.isprintable():
-        raise InputError("the collector token is empty or has control characters")
-    return token
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where reports go: scheme, host, port and the full ``.../v1/reports`` path."""
-
-    scheme: str
-    host: str
-    port: int | None
-    path: str
-
-    @classmethod
-    def parse(cls, url: str) -> Endpoint:
-        """Only plain http(s) URLs without credentials, query or fragment."""
-        try:
-            split = urllib.parse.urlsplit(url)
-            port = split.port
-        except ValueError as exc:
-            raise InputError(f"bad collector URL: {exc}") from None
-        if split.scheme not in ("http", "https") or not split.hostname:
-            raise InputError(f"the collector URL must be http(s)://host[:port][/path]: {url!r}")
-        if split.username is not None or split.password is not None:
-            raise InputError("put the token in --token/--token-file, not in the collector URL")
-        if split.query or split.fragment:
-            raise InputError("the collector URL must not have a query or fragment")
-        return cls(split.scheme, split.hostname, port, split.path.rstrip("/") + REPORTS_PATH)
-
-    def display(self) -> str:
-        """The URL for messages (it never holds a secret: see :meth:`parse`)."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        port = f":{self.port}" if self.port is not None else ""
-        return f"{self.scheme}://{host}{port}{self.path}"
-
-    def connection(self, timeout_s: float) -> http.client.HTTPConnection:
-        """A fresh connection whose connect and every read/write are bounded by timeout_s."""
-        if self.scheme == "https":
-            return http.client.HTTPSConnection(
-                self.host, self.port, timeout=timeout_s, context=ssl.create_default_context()
-            )
-        return http.client.HTTPConnection(self.host, self.port, timeout=timeout_s)
-
-
-def send_once(
-    endpoint: Endpoint, token: str, data: bytes, report_id: str, timeout_s: float
-) -> _Outcome:
-    """One POST on its own connection; classifies the answer (or the lack of one)."""
-    conn = endpoint.connection(timeout_s)
+def send_once(client: HttpClient, data: bytes, rid: str) -> _Outcome:
+    """One POST; classifies the answer (or the lack of one)."""
     try:
-        conn.request(
-            "POST",
-            endpoint.path,
-            body=data,
-            headers={
-                "Content-Type": "application/msgpack",
-                "Authorization": f"Bearer {token}",
-                "Accept": "application/json",
-            },
+        resp = client.once(
+            "POST", REPORTS_PATH, data, "application/msgpack", limit=MAX_RESPONSE_BYTES
         )
-        resp = conn.getresponse()
-        status = resp.status
-        retry_after = resp.getheader("Retry-After")
-        body = resp.read(MAX_RESPONSE_BYTES)
-    except ssl.SSLCertVerificationError as exc:
-        return _Outcome(_Kind.FAILED, f"TLS certificate not accepted: {exc.verify_message}")
-    except (OSError, http.client.HTTPException) as exc:
-        return _Outcome(_Kind.RETRY, f"{type(exc).__name__}: {exc}".rstrip(": "))
-    finally:
-        conn.close()
-    return _classify(status, body, report_id, retry_after)
+    except CollectorUnreachableError as exc:
+        return _Outcome(_Kind.RETRY if exc.transient else _Kind.FAILED, str(exc))
+    return _classify(resp, rid)
 
 
-def _classify(status: int, body: bytes, report_id: str, retry_after: str | None) -> _Outcome:
-    text = body.decode("utf-8", "replace").strip()
+def _classify(resp: Response, rid: str) -> _Outcome:
+    status, text = resp.status, resp.text
     if status in (200, 201):
         try:
             acked = json.loads(text).get("id")
         except (ValueError, AttributeError):
             acked = None
-        if acked != report_id:
+        if acked != rid:
             # Not an acknowledgement of this report: keep it and try again.
-            return _Outcome(_Kind.RETRY, f"HTTP {status} did not acknowledge id {report_id}")
+            return _Outcome(_Kind.RETRY, f"HTTP {status} did not acknowledge id {rid}")
         kind = _Kind.ACKED if status == 201 else _Kind.DUPLICATE
         return _Outcome(kind, f"HTTP {status}")
     if status in (408, 429) or 500 <= status <= 599:
-        after: float | None = None
-        if retry_after is not None and retry_after.strip().isdigit():
-            after = float(retry_after.strip())
+        after = retry_after_s(resp.header("Retry-After"))
         return _Outcome(_Kind.RETRY, f"HTTP {status} {text[:200]}".strip(), after)
     if status in (401, 403):
         # A wrong or revoked token is the device's configuration, not the report's fault:
@@ -254,28 +155,15 @@ def _classify(status: int, body: bytes, report_id: str, retry_after: str | None)
 
 
 def _deliver(
-    endpoint: Endpoint,
-    token: str,
-    data: bytes,
-    report_id: str,
-    *,
-    max_attempts: int,
-    timeout_s: float,
-    sleep: Callable[[float], None],
-    base_s: float,
-    cap_s: float,
-    rand: Callable[[], float],
+    client: HttpClient, data: bytes, rid: str, *, max_attempts: int, backoff: Backoff
 ) -> _Outcome:
     outcome = _Outcome(_Kind.FAILED, "not attempted")
     for attempt in range(max_attempts):
-        outcome = send_once(endpoint, token, data, report_id, timeout_s)
+        outcome = send_once(client, data, rid)
         if outcome.kind is not _Kind.RETRY:
             return outcome
         if attempt + 1 < max_attempts:
-            delay = backoff_delay(attempt, base_s=base_s, cap_s=cap_s, rand=rand)
-            if outcome.retry_after_s is not None:
-                delay = max(delay, min(outcome.retry_after_s, cap_s))
-            sleep(delay)
+            backoff.wait(attempt, outcome.retry_after_s)
     return outcome
 
 
@@ -307,29 +195,18 @@ def spooled(store: Path) -> list[Path]:
     )
 
 
-class _CorruptError(Exception):
-    """A spooled file that is not a report; the message is the reason."""
-
-
 def _load(path: Path) -> tuple[bytes, str] | None:
-    """The bytes and report id; None if the file vanished; :class:`_CorruptError` if no report."""
+    """The bytes and report id; None if the file vanished; :class:`NotAReportError` if no report."""
     try:
         st = path.lstat()
         if not stat.S_ISREG(st.st_mode):
             return None
         if st.st_size > MAX_REPORT_BYTES:
-            raise _CorruptError(f"{st.st_size} bytes, larger than {MAX_REPORT_BYTES}")
+            raise NotAReportError(f"{st.st_size} bytes, larger than {MAX_REPORT_BYTES}")
         data = path.read_bytes()
     except FileNotFoundError:
         return None
-    try:
-        report = decode(data, path.name)
-    except InputError as exc:
-        raise _CorruptError(str(exc)) from None
-    report_id = report.get("report_id")
-    if not isinstance(report_id, str) or not report_id:
-        raise _CorruptError(f"{path.name}: the report has no report_id")
-    return data, report_id
+    return data, report_id(data, path.name)
 
 
 @contextlib.contextmanager
@@ -374,49 +251,36 @@ def push(
     """
     if max_attempts < 1:
         raise InputError("max attempts must be at least 1")
-    if not timeout_s > 0:
-        raise InputError("the timeout must be positive")
-    endpoint = Endpoint.parse(url)
-    check_token(token)
-    if not store.is_dir():
-        return PushResult()
-    counts = {k: 0 for k in ("sent", "duplicates", "rejected", "failed", "corrupt")}
-    error: str | None = None
-    with push_lock(store, lock_wait_s):
-        for path in spooled(store):
-            try:
-                loaded = _load(path)
-            except _CorruptError as exc:
-                _move_into(path, CORRUPT_DIR, str(exc))
-                counts["corrupt"] += 1
-                continue
-            if loaded is None:
-                continue
-            data, report_id = loaded
-            outcome = _deliver(
-                endpoint,
-                token,
-                data,
-                report_id,
-                max_attempts=max_attempts,
-                timeout_s=timeout_s,
-                sleep=sleep,
-                base_s=base_s,
-                cap_s=cap_s,
-                rand=rand,
-            )
-            if outcome.kind is _Kind.ACKED:
-                _move_into(path, SENT_DIR)
-                counts["sent"] += 1
-            elif outcome.kind is _Kind.DUPLICATE:
-                _move_into(path, SENT_DIR)
-                counts["duplicates"] += 1
-            elif outcome.kind is _Kind.REJECTED:
-                _move_into(path, REJECTED_DIR, f"{report_id}: {outcome.detail}")
-                counts["rejected"] += 1
-            else:
-                counts["failed"] += 1
-                error = f"{endpoint.display()}: {outcome.detail}"
-                break
-        remaining = len(spooled(store))
+    backoff = Backoff(base_s, cap_s, sleep, rand)
+    with HttpClient.make(url, token, timeout_s=timeout_s, attempts=1) as client:
+        if not store.is_dir():
+            return PushResult()
+        counts = {k: 0 for k in ("sent", "duplicates", "rejected", "failed", "corrupt")}
+        error: str | None = None
+        with push_lock(store, lock_wait_s):
+            for path in spooled(store):
+                try:
+                    loaded = _load(path)
+                except NotAReportError as exc:
+                    _move_into(path, CORRUPT_DIR, str(exc))
+                    counts["corrupt"] += 1
+                    continue
+                if loaded is None:
+                    continue
+                data, rid = loaded
+                outcome = _deliver(client, data, rid, max_attempts=max_attempts, backoff=backoff)
+                if outcome.kind is _Kind.ACKED:
+                    _move_into(path, SENT_DIR)
+                    counts["sent"] += 1
+                elif outcome.kind is _Kind.DUPLICATE:
+                    _move_into(path, SENT_DIR)
+                    counts["duplicates"] += 1
+                elif outcome.kind is _Kind.REJECTED:
+                    _move_into(path, REJECTED_DIR, f"{rid}: {outcome.detail}")
+                    counts["rejected"] += 1
+                else:
+                    counts["failed"] += 1
+                    error = f"{client.display(REPORTS_PATH)}: {outcome.detail}"
+                    break
+            remaining = len(spooled(store))
     return PushResult(remaining=remaining, error=error, **counts)
