@@ -8,7 +8,8 @@ import pytest
 import usb.core
 from serial.tools.list_ports_common import ListPortInfo
 
-from edgeprof.bridge.ports import (
+from edgeprof.device.board_registry import Board, load_boards, parse_board
+from edgeprof.device.ports import (
     SerialPortInfo,
     UsbDeviceInfo,
     list_serial_ports,
@@ -16,7 +17,6 @@ from edgeprof.bridge.ports import (
     match_usb_boards,
     serial_port_info,
 )
-from edgeprof.device.board_registry import Board, load_boards, parse_board
 
 
 def cp2102_board(board_id: str) -> Board:

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from edgeprof.errors import InputError
-from edgeprof.measure.inputs import TensorInfo, load_inputs, random_inputs
+from edgeprof.measure.inputs import load_inputs, random_inputs
+from edgeprof.runners.tensors import TensorInfo
 
 X = TensorInfo("x", (1, 490), "int8", 0.1, -5)
 LITERT_DETAIL: dict[str, Any] = {

@@ -29,7 +29,8 @@ import numpy as np
 import pytest
 from model_helpers import Array, need, schema
 
-from edgeprof.measure.inputs import TensorInfo, load_inputs
+from edgeprof.measure.inputs import load_inputs
+from edgeprof.runners.tensors import TensorInfo
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "agent" / "edgeprof" / "models"

@@ -33,7 +33,7 @@ def test_wheel_contains_the_compiled_core_bridge_and_boards(tmp_path: Path) -> N
     assert any(n.startswith("edgeprof/_marks") and n.endswith(".so") for n in names)
     assert "edgeprof/native.py" in names
     assert "edgeprof/py.typed" in names
-    assert "edgeprof/bridge/ports.py" in names
+    assert "edgeprof/device/ports.py" in names
     boards = {n for n in names if n.startswith("edgeprof/device/boards/") and n.endswith(".toml")}
     shipped = {
         f"edgeprof/device/boards/{p.name}"

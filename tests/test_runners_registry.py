@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import pytest
 
-from edgeprof.cli import run as run_command
+from edgeprof.cli.run import run as run_command
 from edgeprof.errors import InputError
 from edgeprof.runners import RUNNER_NAMES, RUNNERS, RunnerOptions, runner_entry
 from edgeprof.runners.base import Runner

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from edgeprof import __version__, native
-from edgeprof.bridge.ports import list_serial_ports, list_usb_devices
 from edgeprof.device.channels import ChannelSpec, ReadKind
 from edgeprof.device.detect import detect_board, stable_device_id
+from edgeprof.device.ports import list_serial_ports, list_usb_devices
 from edgeprof.device.roots import SystemRoots
 from edgeprof.device.sources.power import discover_power_with_notes, missing_rails
 from edgeprof.device.sources.system import (

@@ -21,7 +21,7 @@ from edgeprof import __version__
 from edgeprof.device.detect import detect_board, stable_device_id
 from edgeprof.device.roots import SystemRoots
 from edgeprof.errors import InputError
-from edgeprof.measure.inputs import TensorInfo, load_inputs, random_inputs
+from edgeprof.measure.inputs import load_inputs, random_inputs
 from edgeprof.measure.quality import (
     accuracy,
     compression_ratio,
@@ -37,6 +37,7 @@ from edgeprof.report.codec import encode, uuid7
 from edgeprof.report.signing import load_keys, sign
 from edgeprof.report.store import save_report
 from edgeprof.runners import ModelFile, Runner, RunnerOptions, make_runner
+from edgeprof.runners.tensors import TensorInfo
 
 RANDOM_EXAMPLES = 32  # distinct random inputs cycled through during the run
 QUALITY_MAX_EXAMPLES = 1000

@@ -17,8 +17,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from edgeprof.errors import InputError
-from edgeprof.measure.inputs import TensorInfo
 from edgeprof.runners.options import OptionsType, RunnerOptions
+from edgeprof.runners.tensors import TensorInfo
 
 __all__ = [
     "DeviceMeasurements",

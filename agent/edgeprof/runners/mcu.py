@@ -17,8 +17,8 @@ import numpy as np
 
 from edgeprof.device.board_registry import Board, BoardKind, LinkInfo, get_board
 from edgeprof.errors import InputError, UnavailableError
-from edgeprof.measure.inputs import TensorInfo
 from edgeprof.runners.base import DeviceMeasurements, ModelFile, Runner, RunnerOptions
+from edgeprof.runners.tensors import TensorInfo
 
 # What a device's counter counts, by its INFO cyc_src (docs/firmware-protocol.md, section 3).
 COUNTS = {
