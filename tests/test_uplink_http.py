@@ -1,6 +1,6 @@
 """The one HTTP client (edgeprof.uplink.http) against real servers on loopback: retries of
 repeatable requests with Retry-After, the response-size bound, TLS verification by default, and
-the envelope check push makes without numpy."""
+the envelope check push makes (edgeprof.report.envelope, no numpy)."""
 
 from __future__ import annotations
 
@@ -15,10 +15,9 @@ from pathlib import Path
 import pytest
 
 from edgeprof.errors import CollectorUnreachableError, InputError
-from edgeprof.report import schema
+from edgeprof.report import envelope
 from edgeprof.report.store import save_report
 from edgeprof.testing.standin_collector import StandinCollector, sample_report
-from edgeprof.uplink import envelope
 from edgeprof.uplink.http import Backoff, BaseUrl, HttpClient
 from edgeprof.uplink.pull import CollectorApi
 from edgeprof.uplink.spool import push, spooled
@@ -111,11 +110,10 @@ def test_urls_and_tokens_are_checked() -> None:
         HttpClient.make("http://h", TOKEN, timeout_s=0)
 
 
-def test_the_envelope_constants_are_the_schemas() -> None:
-    assert (envelope.SCHEMA, envelope.MAJOR) == (schema.SCHEMA, schema.MAJOR)
+def test_the_envelope_check_push_makes_names_the_id_or_the_damage() -> None:
     report_id, data = sample_report()
     assert envelope.report_id(data, "x") == report_id
-    with pytest.raises(envelope.NotAReportError, match="truncated"):
+    with pytest.raises(InputError, match="truncated"):
         envelope.report_id(data[:50], "x")
 
 

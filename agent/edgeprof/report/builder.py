@@ -16,7 +16,8 @@ import numpy as np
 import numpy.typing as npt
 from msgspec import UNSET, UnsetType
 
-from edgeprof.report.model import MAJOR, MINOR, SCHEMA, Report
+from edgeprof.report.envelope import MAJOR, MINOR, SCHEMA
+from edgeprof.report.model import Report
 from edgeprof.report.schema import validate as check
 
 Section = Mapping[str, Any]

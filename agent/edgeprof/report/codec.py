@@ -24,8 +24,9 @@ import msgpack
 import numpy as np
 
 from edgeprof.atomic import write_atomic as write_atomic
-from edgeprof.errors import InputError, SchemaVersionError
-from edgeprof.report.schema import MAJOR, MINOR, SCHEMA, validate
+from edgeprof.errors import InputError
+from edgeprof.report.envelope import MAJOR, MINOR, SCHEMA, unpack_envelope
+from edgeprof.report.schema import validate
 
 if TYPE_CHECKING:
     from edgeprof.report.signing import Keys
@@ -115,36 +116,13 @@ def encode(report: dict[str, Any]) -> bytes:
     return bytes(msgpack.packb(to_wire(report), use_bin_type=True))
 
 
-def _unpack(data: bytes, origin: str) -> Any:
-    """msgpack bytes -> objects, telling truncation from other damage."""
-    try:
-        return msgpack.unpackb(data, raw=False, strict_map_key=True, max_bin_len=len(data))
-    except msgpack.ExtraData:
-        raise InputError(f"{origin}: corrupted: trailing bytes after the report") from None
-    except (ValueError, msgpack.UnpackException, TypeError) as exc:
-        if "incomplete input" in str(exc):
-            raise InputError(
-                f"{origin}: truncated: the file ends inside the report ({len(data)} bytes)"
-            ) from None
-        raise InputError(f"{origin}: not a msgpack report (corrupted?): {exc}") from None
-
-
 def decode_wire(data: bytes, origin: str = "report") -> dict[str, Any]:
     """Bytes -> the report as msgpack objects (arrays still typed maps), envelope checked.
 
     Signatures are computed over this form, so :mod:`edgeprof.report.signing` verifies it, not the
     numpy form.
     """
-    obj = _unpack(data, origin)
-    if not isinstance(obj, dict) or obj.get("schema") != SCHEMA:
-        raise InputError(f"{origin}: not an edgeprof report")
-    version = obj.get("schema_version")
-    if not isinstance(version, list) or not version or version[0] != SCHEMA_VERSION[0]:
-        raise SchemaVersionError(
-            f"{origin}: unsupported report schema version {version!r} "
-            f"(this reader knows major {SCHEMA_VERSION[0]})"
-        )
-    return obj
+    return unpack_envelope(data, origin)
 
 
 def from_wire(wire: dict[str, Any], origin: str = "report") -> dict[str, Any]:

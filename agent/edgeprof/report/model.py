@@ -27,9 +27,7 @@ import numpy as np
 import numpy.typing as npt
 from msgspec import UNSET, Meta, UnsetType
 
-SCHEMA = "edgeprof.report"
-MAJOR = 1
-MINOR = 1  # History: 0 first release; 1 MCU runs (device.mcu, summary.host_round_trip)
+from edgeprof.report.envelope import MAJOR, MINOR
 
 Array = npt.NDArray[Any]  # a typed binary array on the wire, numpy once decoded
 

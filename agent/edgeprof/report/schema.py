@@ -25,7 +25,10 @@ import numpy as np
 from msgspec import UnsetType
 
 from edgeprof.errors import InputError
-from edgeprof.report.model import MAJOR, MINOR, SCHEMA, Blob, Report, convert
+from edgeprof.report.envelope import MAJOR as MAJOR
+from edgeprof.report.envelope import MINOR as MINOR
+from edgeprof.report.envelope import SCHEMA as SCHEMA
+from edgeprof.report.model import Blob, Report, convert
 
 __all__ = ["FIELDS", "MAJOR", "MINOR", "SCHEMA", "Field", "markdown_table", "validate"]
 

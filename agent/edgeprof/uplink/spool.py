@@ -53,7 +53,7 @@ from typing import Any
 
 from edgeprof.atomic import fsync_dir, write_atomic
 from edgeprof.errors import CollectorUnreachableError, InputError, PushBusyError
-from edgeprof.uplink.envelope import NotAReportError, report_id
+from edgeprof.report.envelope import report_id
 from edgeprof.uplink.http import (
     BACKOFF_BASE_S,
     BACKOFF_CAP_S,
@@ -196,13 +196,13 @@ def spooled(store: Path) -> list[Path]:
 
 
 def _load(path: Path) -> tuple[bytes, str] | None:
-    """The bytes and report id; None if the file vanished; :class:`NotAReportError` if no report."""
+    """The bytes and report id; None if the file vanished; :class:`InputError` if no report."""
     try:
         st = path.lstat()
         if not stat.S_ISREG(st.st_mode):
             return None
         if st.st_size > MAX_REPORT_BYTES:
-            raise NotAReportError(f"{st.st_size} bytes, larger than {MAX_REPORT_BYTES}")
+            raise InputError(f"{st.st_size} bytes, larger than {MAX_REPORT_BYTES}")
         data = path.read_bytes()
     except FileNotFoundError:
         return None
@@ -261,7 +261,7 @@ def push(
             for path in spooled(store):
                 try:
                     loaded = _load(path)
-                except NotAReportError as exc:
+                except InputError as exc:
                     _move_into(path, CORRUPT_DIR, str(exc))
                     counts["corrupt"] += 1
                     continue
