@@ -188,6 +188,13 @@ def test_kill_9_mid_ingest_leaves_no_half_stored_report(backend: str, tmp_path: 
                 for t in threads:
                     t.start()
                 time.sleep(rng.uniform(0.5, 2.0))
+                # the kill must land mid-ingest of a server that has stored something this
+                # round: wait for an acknowledgement (bounded only against a dead server)
+                acked_before = len(acked)
+                for _ in range(6000):
+                    if len(acked) > acked_before:
+                        break
+                    time.sleep(0.01)
                 d.server.kill9()
                 stop.set()
                 for t in threads:
