@@ -21,7 +21,6 @@ from typing import Any
 import msgpack
 import pytest
 import sqlalchemy as sa
-from collector_fixtures import Deployment, backend, deploy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -29,10 +28,10 @@ from edgeprof.collector.db import SCHEMA_VERSION, open_database, schema_migratio
 from edgeprof.errors import InputError
 from edgeprof.report.codec import decode, encode
 from edgeprof.report.signing import sign
-from edgeprof.testing.collector_server import fresh_database
+from edgeprof.testing.collector_server import Deployment, deploy, fresh_database
 from edgeprof.testing.sample_reports import minimal_report
 
-__all__ = ["backend"]
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,8 @@ from edgeprof.errors import InputError
 from edgeprof.testing import fake_sysfs as fs
 from edgeprof.testing.fake_sysfs import WaveformWriter, expected_raw, expected_value
 
+pytestmark = pytest.mark.integration  # real processes (tests/conftest.py: tiers)
+
 S = 1_000_000_000  # ns per second
 T0 = 5 * S  # an arbitrary writer start instant
 
