@@ -19,7 +19,7 @@ from pathlib import Path
 
 from edgeprof.errors import EdgeprofError, InputError, UnavailableError
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]  # agent/edgeprof/bridge/ -> the checkout
 FIRMWARE_DIR = REPO_ROOT / "firmware_bridge" / "firmware"
 ARM_TOOLCHAIN = REPO_ROOT / "cmake" / "arm-none-eabi.cmake"
 ARM_HINT = "apt-get install --no-install-recommends gcc-arm-none-eabi libnewlib-arm-none-eabi"
