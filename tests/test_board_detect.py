@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from privileges import in_unprivileged_child, world_traversable_dir
 
 from edgeprof.device.board_registry import Board, parse_board
 from edgeprof.device.detect import (
@@ -146,19 +146,21 @@ def test_unreadable_files_never_crash(roots: SystemRoots, tmp_path: Path) -> Non
     assert "not a regular file" in found.evidence["unreadable"]
 
 
-def test_permission_denied_never_crashes() -> None:
-    with world_traversable_dir() as base:
-        roots = SystemRoots(sysfs=base / "sys", procfs=base / "proc", etc=base / "etc")
-        for d in (roots.sysfs, roots.procfs, roots.etc):
-            d.mkdir()
-        model = dt_model(roots, b"Raspberry Pi 5 Model B Rev 1.0\0")
-        model.chmod(0)
+def test_permission_denied_never_crashes(
+    world_dir: Path, unprivileged: Callable[[Callable[[], str]], str]
+) -> None:
+    base = world_dir
+    roots = SystemRoots(sysfs=base / "sys", procfs=base / "proc", etc=base / "etc")
+    for d in (roots.sysfs, roots.procfs, roots.etc):
+        d.mkdir()
+    model = dt_model(roots, b"Raspberry Pi 5 Model B Rev 1.0\0")
+    model.chmod(0)
 
-        def detect() -> str:
-            found = detect_board(roots, machine="aarch64")
-            return f"{found.confidence}|{found.evidence.get('unreadable', '')}"
+    def detect() -> str:
+        found = detect_board(roots, machine="aarch64")
+        return f"{found.confidence}|{found.evidence.get('unreadable', '')}"
 
-        confidence, unreadable = in_unprivileged_child(detect).split("|", 1)
+    confidence, unreadable = unprivileged(detect).split("|", 1)
     assert confidence == "fallback"
     assert "permission denied" in unreadable
 

@@ -5,48 +5,19 @@ from __future__ import annotations
 
 import os
 import zlib
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from bridge_helpers import HostFirmware, host_firmware
 
 from edgeprof.bridge.device import Device
 from edgeprof.bridge.protocol import DeviceResetError, ModelRefusedError
 from edgeprof.bridge.transport import open_transport
+from edgeprof.testing.host_firmware import HostFirmware, dot_reference, xorshift_bytes
 
 MODELS = __import__("pathlib").Path(__file__).resolve().parents[1] / "agent" / "edgeprof" / "models"
 
 
-@pytest.fixture
-def fw() -> Iterator[HostFirmware]:
-    with host_firmware() as f:
-        yield f
-
-
-@pytest.fixture
-def dev(fw: HostFirmware) -> Iterator[Device]:
-    with Device(open_transport(fw.path)) as d:
-        d.hello()
-        yield d
-
-
-def xorshift_bytes(seed: int, n: int) -> np.ndarray:
-    """RUN's input PRNG (docs/firmware-protocol.md, section 7)."""
-    x = seed or 1
-    out = np.empty(n, dtype=np.int8)
-    for i in range(n):
-        x ^= (x << 13) & 0xFFFFFFFF
-        x ^= x >> 17
-        x ^= (x << 5) & 0xFFFFFFFF
-        out[i] = np.uint8(x & 0xFF).view(np.int8)
-    return out
-
-
-def dot_reference(rows: np.ndarray, x: np.ndarray) -> np.ndarray:
-    acc = rows.reshape(-1, 256).astype(np.int32) @ x.astype(np.int32)
-    out: np.ndarray = np.clip(acc >> 10, -128, 127).astype(np.int8)
-    return out
+pytestmark = pytest.mark.integration
 
 
 def test_info_describes_the_host_port(dev: Device) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from types import SimpleNamespace
 
 import pytest
 import usb.core
+from serial.tools.list_ports import comports
 from serial.tools.list_ports_common import ListPortInfo
 
 from edgeprof.device.board_registry import Board, load_boards, parse_board
@@ -83,8 +85,21 @@ def test_list_serial_ports_sorts_and_matches() -> None:
 
 def test_list_serial_ports_on_this_host() -> None:
     # Whatever this host has (usually no boards): real pyserial, no crash, well-typed.
-    for info in list_serial_ports():
-        assert isinstance(info, SerialPortInfo)
+    here = list_serial_ports()
+    assert all(isinstance(info, SerialPortInfo) for info in here)
+    # A pty of our own, described by pyserial as it describes any port: listed with the host's,
+    # in order, with no board (no USB ids), so the per-port path surely ran.
+    master, slave = os.openpty()
+    try:
+        path = os.ttyname(slave)
+        infos = list_serial_ports(comports=lambda: [*comports(), ListPortInfo(path)])
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert len(infos) == len(here) + 1
+    assert [i.device for i in infos] == sorted(i.device for i in infos)
+    (mine,) = [i for i in infos if i.device == path]
+    assert (mine.vid, mine.pid, mine.board_id, mine.board_candidates) == (None, None, None, ())
 
 
 def test_usb_without_backend_gives_a_reason(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,12 +7,10 @@ import os
 import pty
 import tty
 import zlib
-from collections.abc import Iterator
 from typing import Any
 
 import msgpack
 import pytest
-from bridge_helpers import HostFirmware, host_firmware, tcp_bridge
 
 from edgeprof.bridge.device import Device
 from edgeprof.bridge.framing import encode_frame
@@ -33,19 +31,10 @@ from edgeprof.bridge.protocol import (
 )
 from edgeprof.bridge.transport import open_transport
 from edgeprof.errors import InputError
+from edgeprof.testing.fault_proxy import tcp_bridge
+from edgeprof.testing.host_firmware import HostFirmware
 
-
-@pytest.fixture
-def fw() -> Iterator[HostFirmware]:
-    with host_firmware() as f:
-        yield f
-
-
-@pytest.fixture
-def dev(fw: HostFirmware) -> Iterator[Device]:
-    with Device(open_transport(fw.path)) as d:
-        d.hello()
-        yield d
+pytestmark = pytest.mark.integration
 
 
 def raw_request(

@@ -26,7 +26,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import serial
-from bridge_helpers import FaultProxy, Faults, HostFirmware
 
 from edgeprof.bridge import firmware_build
 from edgeprof.bridge.device import Device
@@ -35,6 +34,8 @@ from edgeprof.bridge.protocol import DeviceResetError
 from edgeprof.bridge.qemu import QemuMachine, check_firmware
 from edgeprof.bridge.transport import open_transport
 from edgeprof.errors import EdgeprofError, InputError
+from edgeprof.testing.fault_proxy import FaultProxy, Faults
+from edgeprof.testing.host_firmware import HostFirmware
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD_DIR = ROOT / "build" / "fw-qemu-tests"  # kept between sessions: rebuilt incrementally
@@ -46,6 +47,8 @@ INSTALL = (
     "qemu-system-arm cmake"
 )
 SYSTICK_PERIOD = 1 << 24
+
+pytestmark = pytest.mark.qemu
 
 
 def _need_tools() -> None:
@@ -428,7 +431,8 @@ def test_reset_mid_run_is_detected_and_nothing_after_it_accepted(fw_elf: Path) -
 
 @dataclass
 class QemuOnPty(HostFirmware):
-    """The QEMU board on its pty, for bridge_helpers.FaultProxy; its reset button is QEMU's."""
+    """The QEMU board on its pty, for edgeprof.testing.fault_proxy.FaultProxy; its reset
+    button is QEMU's."""
 
     machine: QemuMachine | None = None
 

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import shutil
 import sys
+import sysconfig
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+pytestmark = pytest.mark.integration  # real processes (tests/conftest.py: tiers)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,8 +30,29 @@ def build_native(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     return module
 
 
-def test_this_machine_passes_preflight(build_native: ModuleType) -> None:
+def test_this_machine_passes_preflight_having_probed_every_header(
+    build_native: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The real compiler behind a wrapper that logs each probe it is given, so that passing
+    # means every needed header was compiled against, with Python's include directory.
+    real_cc = shutil.which(os.environ.get("CC") or "cc") or shutil.which("gcc")
+    if real_cc is None:
+        pytest.skip("needs a C compiler (apt-get install gcc)")
+    log = tmp_path / "probes.log"
+    wrapper = tmp_path / "cc-wrapper"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f'echo "ARGS $*" >> "{log}"\n'
+        f'for a in "$@"; do case "$a" in *.c) cat "$a" >> "{log}";; esac; done\n'
+        f'exec "{real_cc}" "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("CC", str(wrapper))
     build_native.preflight()
+    probes = log.read_text()
+    for header in build_native.NEEDED_HEADERS:
+        assert f"#include <{header}>" in probes, header
+    assert f"-I{sysconfig.get_paths()['include']}" in probes
 
 
 def test_missing_compiler_is_named(

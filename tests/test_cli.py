@@ -12,6 +12,8 @@ import pytest
 
 from edgeprof.testing.fake_sysfs import fake_roots, make_jetson_like, make_rapl
 
+pytestmark = pytest.mark.integration  # real processes (tests/conftest.py: tiers)
+
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """``python -m edgeprof ARGS`` with a timeout, so a hang fails instead of blocking CI."""

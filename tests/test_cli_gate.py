@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +17,6 @@ from edgeprof.report.codec import encode
 from edgeprof.report.signing import Keys, init_keys, sign
 
 main.add_command(gate_group)  # what cli.py will do; harmless if it already has
-
-_spec = importlib.util.spec_from_file_location(
-    "gate_tests", Path(__file__).resolve().parent / "test_gate.py"
-)
-assert _spec is not None
-assert _spec.loader is not None
-gate_tests: Any = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(gate_tests)
 
 
 @pytest.fixture(autouse=True)
@@ -47,19 +39,21 @@ def invoke(*args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-POLICY = gate_tests.POLICY
+ReportFactory = Callable[..., dict[str, Any]]  # the make_report fixture (tests/conftest.py)
 
 
 @pytest.fixture
-def policy(tmp_path: Path) -> Path:
+def policy(tmp_path: Path, gate_policy: bytes) -> Path:
     p = tmp_path / "p.toml"
-    p.write_bytes(POLICY)
+    p.write_bytes(gate_policy)
     return p
 
 
-def test_pass_fail_and_json(tmp_path: Path, keys: Keys, policy: Path) -> None:
-    good = write(tmp_path / "good.msgpack", gate_tests.make_report(np.full(20, 0.01)), keys)
-    slow = write(tmp_path / "slow.msgpack", gate_tests.make_report(np.full(20, 0.2)), keys)
+def test_pass_fail_and_json(
+    tmp_path: Path, keys: Keys, policy: Path, make_report: ReportFactory
+) -> None:
+    good = write(tmp_path / "good.msgpack", make_report(np.full(20, 0.01)), keys)
+    slow = write(tmp_path / "slow.msgpack", make_report(np.full(20, 0.2)), keys)
     code, out, _ = invoke("gate", str(good), "--policy", str(policy))
     assert code == 0, out
     assert "decision: PASS" in out
@@ -77,16 +71,20 @@ def test_pass_fail_and_json(tmp_path: Path, keys: Keys, policy: Path) -> None:
     assert doc["inputs"][0]["signature"] == "hmac_sha256 verified"
 
 
-def test_default_policy_incomplete_without_quality(tmp_path: Path, keys: Keys) -> None:
-    r = gate_tests.make_report(np.full(20, 0.01), quality={})
+def test_default_policy_incomplete_without_quality(
+    tmp_path: Path, keys: Keys, make_report: ReportFactory
+) -> None:
+    r = make_report(np.full(20, 0.01), quality={})
     code, out, _ = invoke("gate", str(write(tmp_path / "r.msgpack", r, keys)))
     assert code == 2
     assert "decision: INCOMPLETE" in out
     assert "quality.accuracy absent" in out
 
 
-def test_unsigned_and_tampered_reports_are_refused(tmp_path: Path, keys: Keys) -> None:
-    report = gate_tests.make_report(np.full(20, 0.01))
+def test_unsigned_and_tampered_reports_are_refused(
+    tmp_path: Path, keys: Keys, make_report: ReportFactory
+) -> None:
+    report = make_report(np.full(20, 0.01))
     unsigned = write(tmp_path / "u.msgpack", report, None)
     code, _, err = invoke("gate", str(unsigned))
     assert code == 2
@@ -101,8 +99,10 @@ def test_unsigned_and_tampered_reports_are_refused(tmp_path: Path, keys: Keys) -
     assert "signature mismatch" in err
 
 
-def test_malformed_policy_exit_2_names_file_and_line(tmp_path: Path, keys: Keys) -> None:
-    r = write(tmp_path / "r.msgpack", gate_tests.make_report(), keys)
+def test_malformed_policy_exit_2_names_file_and_line(
+    tmp_path: Path, keys: Keys, make_report: ReportFactory
+) -> None:
+    r = write(tmp_path / "r.msgpack", make_report(), keys)
     bad = tmp_path / "bad.toml"
     bad.write_text('schema_version = 1\n\n[[rule]]\nmetric = "summary.latency.p96_s"\nmax = 1\n')
     code, _, err = invoke("gate", str(r), "--policy", str(bad))
@@ -111,10 +111,12 @@ def test_malformed_policy_exit_2_names_file_and_line(tmp_path: Path, keys: Keys)
     assert len(err.strip().splitlines()) == 1
 
 
-def test_regression_drift_and_audit_log(tmp_path: Path, keys: Keys, policy: Path) -> None:
+def test_regression_drift_and_audit_log(
+    tmp_path: Path, keys: Keys, policy: Path, make_report: ReportFactory
+) -> None:
     rng = np.random.default_rng(3)
-    base = gate_tests.make_report(0.01 * rng.lognormal(0, 0.15, 2000))
-    cur = gate_tests.make_report(0.0105 * rng.lognormal(0, 0.15, 2000))
+    base = make_report(0.01 * rng.lognormal(0, 0.15, 2000))
+    cur = make_report(0.0105 * rng.lognormal(0, 0.15, 2000))
     b = write(tmp_path / "b.msgpack", base, keys)
     c = write(tmp_path / "c.msgpack", cur, keys)
     log = tmp_path / "audit.jsonl"

@@ -13,13 +13,13 @@ from typing import Any
 import msgpack
 import numpy as np
 import pytest
-from collector_fixtures import Deployment, backend, collector
 
 from edgeprof.report.codec import encode
 from edgeprof.report.signing import Keys, init_keys, sign
+from edgeprof.testing.collector_server import Deployment
 from edgeprof.testing.sample_reports import minimal_report
 
-__all__ = ["backend", "collector"]  # fixtures, re-exported for pytest
+pytestmark = pytest.mark.integration
 
 
 def test_upload_then_duplicate_then_byte_identical_download(collector: Deployment) -> None:

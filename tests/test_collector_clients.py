@@ -9,12 +9,13 @@ import sys
 from pathlib import Path
 
 import msgpack
-from collector_fixtures import Deployment, backend, collector
+import pytest
 
 from edgeprof.report.store import save_report
+from edgeprof.testing.collector_server import Deployment
 from edgeprof.testing.sample_reports import minimal_report
 
-__all__ = ["backend", "collector"]
+pytestmark = pytest.mark.integration
 
 
 def edgeprof(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

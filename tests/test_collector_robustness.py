@@ -21,7 +21,6 @@ from typing import Any
 import msgpack
 import pytest
 import sqlalchemy as sa
-from collector_fixtures import Deployment, backend, deploy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -29,10 +28,10 @@ from edgeprof.collector.db import SCHEMA_VERSION, open_database, schema_migratio
 from edgeprof.errors import InputError
 from edgeprof.report.codec import decode, encode
 from edgeprof.report.signing import sign
-from edgeprof.testing.collector_server import fresh_database
+from edgeprof.testing.collector_server import Deployment, deploy, fresh_database
 from edgeprof.testing.sample_reports import minimal_report
 
-__all__ = ["backend"]
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
@@ -188,6 +187,13 @@ def test_kill_9_mid_ingest_leaves_no_half_stored_report(backend: str, tmp_path: 
                 for t in threads:
                     t.start()
                 time.sleep(rng.uniform(0.5, 2.0))
+                # the kill must land mid-ingest of a server that has stored something this
+                # round: wait for an acknowledgement (bounded only against a dead server)
+                acked_before = len(acked)
+                for _ in range(6000):
+                    if len(acked) > acked_before:
+                        break
+                    time.sleep(0.01)
                 d.server.kill9()
                 stop.set()
                 for t in threads:

@@ -16,9 +16,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from collector_fixtures import deploy
 
+from edgeprof.testing.collector_server import deploy
 from edgeprof.testing.sample_reports import minimal_report
+
+pytestmark = pytest.mark.integration
 
 
 def _schemathesis() -> list[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -232,18 +231,19 @@ def test_duplicate_sample_times_do_not_break_anything() -> None:
     np.testing.assert_allclose(peak_in_regions(t, p, [0], [2 * MS]), [3.0])
 
 
-def test_ten_thousand_regions_over_a_long_trace_are_fast() -> None:
+def test_ten_thousand_regions_over_a_long_trace() -> None:
+    # How long this takes is bench/bench_energy.py's business; here only the results.
     n, m = 600_000, 10_000  # a minute at 10 kHz
     t = np.arange(n, dtype=np.int64) * 100_000 + 1_234_567
     p = 2.0 + np.sin(np.arange(n) / 500.0)
     begin = np.sort(np.random.default_rng(0).integers(t[0], t[-1] - 5 * MS, m))
     end = begin + 3 * MS
-    started = time.perf_counter()
     e = energy_in_regions(t, p, begin, end)
     peak = peak_in_regions(t, p, begin, end)
-    assert time.perf_counter() - started < 1.0
     assert np.isfinite(e).all()
-    assert (peak >= 1.0).all()
+    # 1 <= p <= 3 everywhere: each region's energy is between 1 W and 3 W over its 3 ms
+    assert ((e >= 1.0 * 3e-3 - 1e-12) & (e <= 3.0 * 3e-3 + 1e-12)).all()
+    assert ((peak >= 1.0) & (peak <= 3.0)).all()
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,8 @@ from edgeprof.errors import InputError
 from edgeprof.testing import fake_sysfs as fs
 from edgeprof.testing.fake_sysfs import WaveformWriter, expected_raw, expected_value
 
+pytestmark = pytest.mark.integration  # real processes (tests/conftest.py: tiers)
+
 S = 1_000_000_000  # ns per second
 T0 = 5 * S  # an arbitrary writer start instant
 
@@ -134,6 +136,11 @@ def process_gone(pid: int) -> bool:
     return False
 
 
+def wrapped(values: list[int]) -> bool:
+    """A later read holds a smaller value than the one before it: the ramp wrapped."""
+    return any(b < a for a, b in itertools.pairwise(values))
+
+
 def test_writer_process_tracks_expected_values(tmp_path: Path) -> None:
     """Values read by an independent reader are what the writer computes for its write time.
 
@@ -154,9 +161,14 @@ def test_writer_process_tracks_expected_values(tmp_path: Path) -> None:
         assert w.update_period_ns == 500_000
         slack = 2 * w.update_period_ns
         fds = {p: os.open(p, os.O_RDONLY) for p in files}
-        seen_steps, wrap_values = set(), []
+        seen_steps: set[int] = set()
+        wrap_values: list[int] = []
         try:
-            for _ in range(60):
+            # at least 60 reads, and on until every step level and a wrap were seen (a bound
+            # on waiting for the writer, not a check of its speed)
+            for i in range(60_000):
+                if i >= 60 and seen_steps == {10, 20, 30} and wrapped(wrap_values):
+                    break
                 vals = {p: int(os.pread(fd, 64, 0)) for p, fd in fds.items()}
                 r1 = now_ns()
                 written = w.t0_ns + vals[ramp_p]  # the instant of the update the ramp read saw
@@ -175,7 +187,7 @@ def test_writer_process_tracks_expected_values(tmp_path: Path) -> None:
         pid = w.pid
         assert pid is not None
     assert seen_steps == {10, 20, 30}
-    assert any(b < a for a, b in itertools.pairwise(wrap_values))  # wrapped
+    assert wrapped(wrap_values)
     assert not w.running()
     assert process_gone(pid)
 

@@ -19,21 +19,22 @@ them these tests skip locally and fail under CI=true.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import model_helpers as tm
 import numpy as np
 import numpy.typing as npt
 import pytest
 
 from edgeprof.bridge.model_blob import Flavour, compile_tflite
 from edgeprof.errors import InputError
+from edgeprof.testing import tflite_models as tm
 
-MODELS = tm.ROOT / "agent" / "edgeprof" / "models"
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = ROOT / "agent" / "edgeprof" / "models"
+MODEL_DIR = ROOT / "firmware_bridge" / "firmware" / "model"
 FLAVOURS: list[Flavour] = ["litert", "xnnpack", "tflm"]
 DEMOS = ["kws_mlp_int8", "ds_cnn_int8"]
 
@@ -42,16 +43,17 @@ Runner = Callable[..., Array]
 
 
 @pytest.fixture(scope="session")
-def runner(tmp_path_factory: pytest.TempPathFactory) -> Runner:
+def runner(
+    ep_model_run: Path, sanitizer_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Runner:
     """run(blob, xs) -> outputs of the C interpreter, one row per input."""
-    exe = tm.build_runner(tmp_path_factory.mktemp("ep_model"))
+    exe, env = ep_model_run, sanitizer_env
     blobs = tmp_path_factory.mktemp("blobs")
 
     def run(blob: bytes, xs: Array, arena: int | None = None) -> Array:
         path = blobs / f"{abs(hash(blob))}.blob"
         path.write_bytes(blob)
         args = [str(exe), *(["--arena", str(arena)] if arena else []), str(path)]
-        env = dict(os.environ, **tm.SANITIZER_ENV)
         proc = subprocess.run(
             args, input=np.ascontiguousarray(xs, np.int8).tobytes(), capture_output=True,
             timeout=600, check=False, env=env,
@@ -95,6 +97,7 @@ def assert_same(got: Array, want: Array, what: str) -> None:
 # ----------------------------------------------------------------------------- demo models
 
 
+@pytest.mark.usefixtures("litert", "tflm")
 @pytest.mark.parametrize("flavour", FLAVOURS)
 @pytest.mark.parametrize("stem", DEMOS)
 def test_demo_model_is_bit_exact_with_litert(runner: Runner, stem: str, flavour: Flavour) -> None:
@@ -104,6 +107,7 @@ def test_demo_model_is_bit_exact_with_litert(runner: Runner, stem: str, flavour:
     assert_same(runner(blob, xs), reference(data, xs, flavour), f"{stem} {flavour}")
 
 
+@pytest.mark.usefixtures("litert", "tflm")
 @pytest.mark.parametrize("flavour", FLAVOURS)
 @pytest.mark.parametrize("stem", DEMOS)
 def test_each_operator_alone_is_bit_exact(runner: Runner, stem: str, flavour: Flavour) -> None:
@@ -117,6 +121,7 @@ def test_each_operator_alone_is_bit_exact(runner: Runner, stem: str, flavour: Fl
         assert_same(got, reference(op_model, xs, flavour), f"{stem} op {k} {flavour}")
 
 
+@pytest.mark.usefixtures("litert", "tflm")
 def test_the_three_runtimes_differ_so_each_needs_its_flavour() -> None:
     """LiteRT's two modes and TFLM really give different int8 outputs on these models: one
     blob cannot match them all, hence the flavours."""
@@ -228,6 +233,7 @@ def single_op_cases() -> dict[str, Callable[[], bytes]]:
     }
 
 
+@pytest.mark.usefixtures("litert", "tflm")
 @pytest.mark.parametrize("flavour", FLAVOURS)
 @pytest.mark.parametrize("case", sorted(single_op_cases()))
 def test_single_op_model_is_bit_exact(runner: Runner, case: str, flavour: Flavour) -> None:
@@ -246,8 +252,8 @@ def test_single_op_model_is_bit_exact(runner: Runner, case: str, flavour: Flavou
 # ----------------------------------------------------------------------------- the runner
 
 
-def test_layers_and_sizes_are_reported(tmp_path: Path) -> None:
-    exe = tm.build_runner(tmp_path, sanitize=False)
+def test_layers_and_sizes_are_reported(ep_model_run_plain: Path, tmp_path: Path) -> None:
+    exe = ep_model_run_plain
     blob = tmp_path / "m.blob"
     blob.write_bytes(compile_tflite((MODELS / "ds_cnn_int8.tflite").read_bytes()))
     proc = subprocess.run(
@@ -261,8 +267,8 @@ def test_layers_and_sizes_are_reported(tmp_path: Path) -> None:
     ]  # fmt: skip
 
 
-def test_too_small_an_arena_is_refused(tmp_path: Path) -> None:
-    exe = tm.build_runner(tmp_path, sanitize=False)
+def test_too_small_an_arena_is_refused(ep_model_run_plain: Path, tmp_path: Path) -> None:
+    exe = ep_model_run_plain
     blob = tmp_path / "m.blob"
     blob.write_bytes(compile_tflite((MODELS / "ds_cnn_int8.tflite").read_bytes()))
     proc = subprocess.run(
@@ -294,15 +300,11 @@ def f32(bits: Array) -> Array:
     return bits.view(np.float32)
 
 
-def test_float32_emulation_matches_ieee(tmp_path: Path) -> None:
+def test_float32_emulation_matches_ieee(
+    build_c: Callable[[list[Path], Path], Path], sanitizer_env: dict[str, str], tmp_path: Path
+) -> None:
     """ep_f32 (XNNPACK's requantization, the SOFTMAX table sums) against the host FPU."""
-    cc = tm.compiler()
-    exe = tmp_path / "test_f32"
-    src = [str(tm.MODEL_DIR / "test_f32.c"), str(tm.MODEL_DIR / "ep_f32.c")]
-    subprocess.run(
-        [cc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-O1", *tm.SANITIZE, *src, "-o", str(exe)],
-        check=True, timeout=120,
-    )  # fmt: skip
+    exe = build_c([MODEL_DIR / "test_f32.c", MODEL_DIR / "ep_f32.c"], tmp_path / "test_f32")
     rng = np.random.default_rng(77)
     n = 20000
     a, b = float_bits(rng, n, False), float_bits(rng, n, False)
@@ -326,10 +328,9 @@ def test_float32_emulation_matches_ieee(tmp_path: Path) -> None:
         for op, (xs, ys) in args.items()
         for x, y in zip(xs, ys, strict=True)
     ]
-    env = dict(os.environ, **tm.SANITIZER_ENV)
     proc = subprocess.run(
         [str(exe)], input="\n".join(lines) + "\n", capture_output=True, text=True,
-        timeout=300, check=True, env=env,
+        timeout=300, check=True, env=sanitizer_env,
     )  # fmt: skip
     got = np.array(proc.stdout.split(), dtype=np.int64).reshape(len(args), n)
     for row, (op, expect) in zip(got, want.items(), strict=True):

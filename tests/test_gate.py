@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -12,77 +11,8 @@ import pytest
 from edgeprof.errors import InputError
 from edgeprof.gate.evaluate import evaluate, lookup
 from edgeprof.gate.policy import KNOWN_METRICS, load_policy, parse_policy
-from edgeprof.report.codec import decode, encode
 
-GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
-_spec = importlib.util.spec_from_file_location("make_golden", GOLDEN_DIR / "make_golden.py")
-assert _spec is not None
-assert _spec.loader is not None
-make_golden: Any = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(make_golden)
-
-
-def make_report(
-    latency: np.ndarray | None = None,
-    *,
-    board: str = "generic-linux-x86_64",
-    summary: dict[str, Any] | None = None,
-    quality: dict[str, Any] | None = None,
-    report_id: str = "01900000-0000-7000-8000-000000000001",
-) -> dict[str, Any]:
-    """A valid v1 report; ``latency`` sets per_inference.latency_s and the summary percentiles."""
-    lat = np.asarray(latency if latency is not None else np.full(5, 1e-3), np.float64)
-    r: dict[str, Any] = make_golden.build_report(n=len(lat))
-    r["report_id"] = report_id
-    r["device"]["board_id"] = board
-    r["per_inference"]["latency_s"] = lat
-    r["per_inference"]["energy_j.VDD_IN"] = lat * 2.5
-    s = r["summary"]
-    s["latency"] = {
-        "mean_s": float(lat.mean()),
-        "min_s": float(lat.min()),
-        "max_s": float(lat.max()),
-        **{f"p{p}_s": float(np.percentile(lat, p)) for p in (50, 90, 95, 99)},
-    }
-    s["power_mean_w"] = 0.030
-    s.update(summary or {})
-    r["quality"] = quality if quality is not None else {"accuracy": 0.95}
-    return decode(encode(r))  # round trip: the report is valid v1
-
-
-POLICY = b"""schema_version = 1
-name = "t"
-
-[[rule]]
-id = "p95"
-metric = "summary.latency.p95_s"
-max = 0.100
-source = "framework \xc2\xa75.1"
-
-[[rule]]
-id = "mem"
-metric = "summary.rss_peak_bytes"
-max = 400_000_000
-warn_at = 0.85
-severity = "medium"
-
-[[rule]]
-id = "acc"
-metric = "quality.accuracy"
-min = 0.85
-warn = 0.90
-severity = "critical"
-
-[[rule]]
-id = "tok"
-metric = "summary.tokens_per_mw"
-min = 2.0
-optional = true
-"""
-
-
-def policy() -> Any:
-    return parse_policy(POLICY, "t.toml")
+ReportFactory = Callable[..., dict[str, Any]]  # the make_report fixture (tests/conftest.py)
 
 
 def verdicts(decision: Any) -> dict[str, str]:
@@ -106,54 +36,58 @@ def test_default_policy_carries_the_seed_thresholds() -> None:
     assert (p.drift.alert, p.drift.retrain, p.regression.min_effect) == (0.05, 0.10, 0.03)
 
 
-def test_near_threshold_both_sides() -> None:
+def test_near_threshold_both_sides(make_report: ReportFactory, gate_policy: bytes) -> None:
     below = make_report(np.full(20, 0.0999))
     above = make_report(np.full(20, 0.1001))
-    d = evaluate([below], policy())
+    d = evaluate([below], parse_policy(gate_policy, "t.toml"))
     assert verdicts(d)["p95"] == "pass"
     assert d.outcome == "pass"
     assert d.exit_code == 0
     r = next(r for r in d.results if r.rule_id == "p95")
     assert r.justification == ("summary.latency.p95_s = 0.0999 s ≤ max 0.1 s (framework §5.1)")
-    d = evaluate([above], policy())
+    d = evaluate([above], parse_policy(gate_policy, "t.toml"))
     assert verdicts(d)["p95"] == "fail"
     assert d.outcome == "fail"
     assert d.exit_code == 1
     assert d.severity == "high"
 
 
-def test_warn_vs_fail_and_highest_severity() -> None:
+def test_warn_vs_fail_and_highest_severity(make_report: ReportFactory, gate_policy: bytes) -> None:
     warn = make_report(summary={"rss_peak_bytes": 350e6}, quality={"accuracy": 0.89})
-    d = evaluate([warn], policy())
+    d = evaluate([warn], parse_policy(gate_policy, "t.toml"))
     assert verdicts(d)["mem"] == "warn"
     assert verdicts(d)["acc"] == "warn"
     assert d.outcome == "pass"
     assert d.exit_code == 0
     assert d.severity is None
     ok = make_report(summary={"rss_peak_bytes": 339e6}, quality={"accuracy": 0.91})
-    assert verdicts(evaluate([ok], policy()))["mem"] == "pass"
+    assert verdicts(evaluate([ok], parse_policy(gate_policy, "t.toml")))["mem"] == "pass"
     bad = make_report(summary={"rss_peak_bytes": 401e6}, quality={"accuracy": 0.84})
-    d = evaluate([bad], policy())
+    d = evaluate([bad], parse_policy(gate_policy, "t.toml"))
     assert verdicts(d)["mem"] == "fail"
     assert verdicts(d)["acc"] == "fail"
     assert d.severity == "critical"  # the highest of medium and critical
 
 
-def test_missing_metric_fails_closed_unless_optional() -> None:
-    d = evaluate([make_report(quality={})], policy())
+def test_missing_metric_fails_closed_unless_optional(
+    make_report: ReportFactory, gate_policy: bytes
+) -> None:
+    d = evaluate([make_report(quality={})], parse_policy(gate_policy, "t.toml"))
     assert verdicts(d)["acc"] == "not-evaluated"
     assert verdicts(d)["tok"] == "not-evaluated"
     assert d.outcome == "incomplete"
     assert d.exit_code == 2
-    d = evaluate([make_report()], policy())  # only the optional tokens rule lacks a value
+    d = evaluate(
+        [make_report()], parse_policy(gate_policy, "t.toml")
+    )  # only the optional tokens rule lacks a value
     assert d.outcome == "pass"
-    d = evaluate([make_report(summary={"tokens_per_mw": 1.9})], policy())
+    d = evaluate([make_report(summary={"tokens_per_mw": 1.9})], parse_policy(gate_policy, "t.toml"))
     assert verdicts(d)["tok"] == "fail"
 
 
-def test_board_and_family_scoping() -> None:
+def test_board_and_family_scoping(make_report: ReportFactory, gate_policy: bytes) -> None:
     text = (
-        POLICY
+        gate_policy
         + b"""
 [[rule]]
 id = "pi-only"
@@ -180,7 +114,7 @@ boards = ["jetson-nano"]
     assert x86.outcome == "pass"
 
 
-def test_lookup_handles_dotted_rail_names() -> None:
+def test_lookup_handles_dotted_rail_names(make_report: ReportFactory) -> None:
     r = make_report()
     assert lookup(r, "summary.rails.VDD_IN.power_mean_w") == 2.5
     assert lookup(r, "summary.nothing") is None
@@ -192,16 +126,20 @@ def _lat(seed: int, n: int, scale: float = 1.0) -> np.ndarray:
     return 0.010 * scale * rng.lognormal(0.0, 0.15, n)
 
 
-def test_noisy_but_equal_passes() -> None:
+def test_noisy_but_equal_passes(make_report: ReportFactory, gate_policy: bytes) -> None:
     base = make_report(_lat(1, 2000))
     for seed in range(2, 7):
-        d = evaluate([make_report(_lat(seed, 2000))], policy(), baseline=base)
+        d = evaluate(
+            [make_report(_lat(seed, 2000))], parse_policy(gate_policy, "t.toml"), baseline=base
+        )
         assert verdicts(d)["regression:latency_s"] == "pass", d.justification
 
 
-def test_real_five_percent_shift_fails() -> None:
+def test_real_five_percent_shift_fails(make_report: ReportFactory, gate_policy: bytes) -> None:
     base = make_report(_lat(1, 2000))
-    d = evaluate([make_report(_lat(2, 2000, 1.05))], policy(), baseline=base)
+    d = evaluate(
+        [make_report(_lat(2, 2000, 1.05))], parse_policy(gate_policy, "t.toml"), baseline=base
+    )
     r = next(r for r in d.results if r.kind == "regression")
     assert r.verdict == "fail", r.justification
     assert r.value == pytest.approx(0.05, abs=0.015)
@@ -209,9 +147,11 @@ def test_real_five_percent_shift_fails() -> None:
     assert d.severity == "high"
 
 
-def test_significant_but_tiny_shift_passes() -> None:
+def test_significant_but_tiny_shift_passes(make_report: ReportFactory, gate_policy: bytes) -> None:
     base = make_report(_lat(1, 20000))
-    d = evaluate([make_report(_lat(2, 20000, 1.02))], policy(), baseline=base)
+    d = evaluate(
+        [make_report(_lat(2, 20000, 1.02))], parse_policy(gate_policy, "t.toml"), baseline=base
+    )
     r = next(r for r in d.results if r.kind == "regression")
     assert r.details["p"] < 0.01
     assert r.verdict == "pass"
@@ -223,11 +163,15 @@ def _normal(mu: float, seed: int, n: int = 5000) -> np.ndarray:
     return 0.010 + 0.001 * np.random.default_rng(seed).normal(mu, 1.0, n)
 
 
-def test_drift_window_crosses_alert_and_retrain() -> None:
+def test_drift_window_crosses_alert_and_retrain(
+    make_report: ReportFactory, gate_policy: bytes
+) -> None:
     ids = [f"01900000-0000-7000-8000-00000000000{i}" for i in (2, 3)]
     window = [make_report(_normal(0.0, i), report_id=rid) for i, rid in enumerate(ids)]
     for mu, expected in ((0.1, "pass"), (0.3, "warn"), (0.45, "fail")):
-        d = evaluate([make_report(_normal(mu, 7))], policy(), window=window)
+        d = evaluate(
+            [make_report(_normal(mu, 7))], parse_policy(gate_policy, "t.toml"), window=window
+        )
         r = next(r for r in d.results if r.kind == "drift")
         assert r.verdict == expected, (mu, r.justification)
         assert "KS D" in r.justification

@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from collector_fixtures import Deployment, backend, collector
 
+from edgeprof.testing.collector_server import Deployment
 from edgeprof.testing.sample_reports import minimal_report
 
-__all__ = ["backend", "collector"]
+pytestmark = pytest.mark.integration
 
 POLICY = """schema_version = 1
 name = "latency-only"

@@ -10,13 +10,12 @@ inside its buffers (hypothesis on mutated blobs). Bit-exactness is tests/test_fi
 from __future__ import annotations
 
 import copy
-import os
 import struct
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-import model_helpers as tm
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -25,8 +24,12 @@ from hypothesis import strategies as st
 from edgeprof.bridge import model_blob
 from edgeprof.bridge.model_blob import compile_tflite
 from edgeprof.errors import InputError
+from edgeprof.testing import tflite_models as tm
 
-MODELS = tm.ROOT / "agent" / "edgeprof" / "models"
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = ROOT / "agent" / "edgeprof" / "models"
+# building models (tm.*) needs the TFLite schema: skip without it (fail on CI)
+pytestmark = pytest.mark.usefixtures("litert_schema")
 HEADER = struct.Struct("<4sHHIHHHHIIIIIII")
 TENSOR = struct.Struct("<BBBB4IiII")
 OP = struct.Struct("<BBBBHHHHHHHHHHHHHHiiII")
@@ -307,11 +310,12 @@ def test_garbage_tflite_gives_a_blob_or_an_input_error(data: st.DataObject) -> N
 
 
 @pytest.fixture(scope="module")
-def c_runner(tmp_path_factory: pytest.TempPathFactory) -> Callable[[bytes], tuple[int, str]]:
+def c_runner(
+    ep_model_run: Path, sanitizer_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[bytes], tuple[int, str]]:
     """run(blob) -> (exit code, stderr) of ep_model_run under ASan/UBSan on one input."""
-    exe = tm.build_runner(tmp_path_factory.mktemp("ep_model"))
+    exe, env = ep_model_run, sanitizer_env
     path = tmp_path_factory.mktemp("blob") / "b.blob"
-    env = dict(os.environ, **tm.SANITIZER_ENV)
 
     def run(blob: bytes) -> tuple[int, str]:
         path.write_bytes(blob)
@@ -401,7 +405,7 @@ def test_c_parser_survives_corrupted_blobs(
     assert rc in (0, 3), err[-2000:]
 
 
-SEEDS = tm.MODEL_DIR / "fuzz_corpus"
+SEEDS = ROOT / "firmware_bridge" / "firmware" / "model" / "fuzz_corpus"
 SEED_NAMES = ["fc", "conv_xnnpack", "softmax_table", "softmax_fixed", "avgpool"]
 
 

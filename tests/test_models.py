@@ -26,17 +26,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pytest
-from model_helpers import Array, need, schema
 
 from edgeprof.measure.inputs import load_inputs
 from edgeprof.runners.tensors import TensorInfo
+from edgeprof.testing.tflite_models import schema
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "agent" / "edgeprof" / "models"
 SCRIPT = ROOT / "scripts" / "make_models.py"
 PAIRS = [("kws_mlp", "mlp"), ("ds_cnn", "dscnn")]
 FILES = [f"{stem}_{kind}.tflite" for stem, _ in PAIRS for kind in ("int8", "float")]
+Array = npt.NDArray[Any]
+# reading the models needs the TFLite schema: skip without it (fail on CI)
+pytestmark = pytest.mark.usefixtures("litert_schema")
 
 
 def load_model(name: str) -> Any:
@@ -86,13 +90,12 @@ def const(model: Any, tensor: Any, dtype: type[np.generic]) -> Array:
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("litert")
 def test_regenerating_gives_the_committed_files(tmp_path: Path) -> None:
     """Deterministic output, and the committed files are the current script's output.
 
     The .npz is compared array by array: zlib builds may compress the same bytes differently.
     """
-    need("flatbuffers")
-    need("ai_edge_litert")
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--out", str(tmp_path)],
         capture_output=True,
@@ -212,7 +215,7 @@ def test_int8_is_much_smaller_than_float(stem: str) -> None:
 
 def litert(path: Path, preserve: bool = False) -> Any:
     """LiteRT with its reference kernels (no XNNPACK): the deterministic baseline."""
-    mod = need("ai_edge_litert.interpreter")
+    mod = importlib.import_module("ai_edge_litert.interpreter")
     it = mod.Interpreter(
         model_path=str(path),
         experimental_op_resolver_type=mod.OpResolverType.BUILTIN_REF,
@@ -223,7 +226,7 @@ def litert(path: Path, preserve: bool = False) -> Any:
 
 
 def tflm(path: Path, preserve: bool = False) -> Any:
-    runtime = need("tflite_micro").runtime
+    runtime = importlib.import_module("tflite_micro").runtime
     config = runtime.InterpreterConfig
     mode = config.kPreserveAllTensors if preserve else config.kAllocationRecording
     return runtime.Interpreter.from_file(str(path), intrepreter_config=mode)
@@ -328,6 +331,7 @@ def emulate_fc(model: Any, op: Any, x: Array, fixed_point: bool) -> Array:
     return out
 
 
+@pytest.mark.usefixtures("litert", "tflm")
 @pytest.mark.parametrize(("stem", "key"), PAIRS)
 def test_litert_and_tflm_agree_operator_by_operator(stem: str, key: str) -> None:
     """Same int8 inputs: each operator's output is bit-identical in both runtimes whenever its
@@ -356,6 +360,7 @@ def test_litert_and_tflm_agree_operator_by_operator(stem: str, key: str) -> None
     assert compared["SOFTMAX"] >= len(x) // 2  # logits mostly agree, so SOFTMAX gets tested
 
 
+@pytest.mark.usefixtures("litert", "tflm")
 @pytest.mark.parametrize(("stem", "key"), PAIRS)
 def test_float_twins_agree_across_runtimes(stem: str, key: str) -> None:
     path = MODELS / f"{stem}_float.tflite"
@@ -365,6 +370,7 @@ def test_float_twins_agree_across_runtimes(stem: str, key: str) -> None:
     )
 
 
+@pytest.mark.usefixtures("litert", "tflm")
 @pytest.mark.parametrize(("stem", "key"), PAIRS)
 def test_accuracy_is_high_and_int8_stays_close_to_float(stem: str, key: str) -> None:
     data = dataset()
@@ -383,8 +389,8 @@ def test_accuracy_is_high_and_int8_stays_close_to_float(stem: str, key: str) -> 
     assert abs(acc_micro - acc_float) <= 0.03
 
 
+@pytest.mark.usefixtures("litert", "tflm")
 def test_tflm_wheel_sine_model_loads_in_litert() -> None:
-    need("tflite_micro")
     files = importlib.resources.files("tflite_micro.python.tflite_micro")
     with importlib.resources.as_file(files.joinpath("sine_float.tflite")) as path:
         it = litert(Path(path))

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.integration  # real processes (tests/conftest.py: tiers)
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

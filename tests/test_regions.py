@@ -14,16 +14,20 @@ from edgeprof.errors import InputError
 def test_marks_record_durations() -> None:
     r = native.Regions(16)
     clock = native.clock_info()
+    spans = []
     for _ in range(3):
+        before = native.monoraw_ns()
         assert r.begin() >= 0
         time.sleep(0.01)
         assert r.end() >= 0
+        spans.append(native.monoraw_ns() - before)
     arrays = r.arrays()
     assert arrays["begin_tick"].dtype == np.uint64
     durations = clock.ticks_to_seconds(arrays["end_tick"] - arrays["begin_tick"])
     assert len(durations) == 3
     assert np.all(durations >= 0.0099)  # sleep never returns early
-    assert np.all(durations < 1.0)
+    # each region lies inside the reference reads around it (50 us: calibration error)
+    assert np.all(durations <= np.array(spans) / 1e9 + 50e-6)
     assert np.all(arrays["begin_tick"][1:] >= arrays["end_tick"][:-1])
 
 

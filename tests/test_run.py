@@ -26,6 +26,8 @@ if not os.environ.get("CI"):  # in CI a missing runtime fails the tests instead
 
 import edgeprof.models
 
+pytestmark = pytest.mark.integration  # real processes (tests/conftest.py: tiers)
+
 MODELS = Path(edgeprof.models.DIRECTORY)
 MLP = MODELS / "kws_mlp_int8.tflite"
 MLP_FLOAT = MODELS / "kws_mlp_float.tflite"

@@ -10,7 +10,6 @@ import pty
 import subprocess
 import sys
 import tty
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,21 +18,17 @@ import pytest
 
 pytest.importorskip("ai_edge_litert", reason="needs LiteRT: pip install 'edgeprof[litert]'")
 
-from bridge_helpers import HostFirmware, host_firmware
-
 import edgeprof.models
 from edgeprof.measure.inputs import random_inputs
 from edgeprof.report.codec import read_report
 from edgeprof.runners import ModelFile, RunnerOptions, make_runner
+from edgeprof.testing.host_firmware import HostFirmware
 
 MODELS = Path(edgeprof.models.DIRECTORY)
 QUICK = ["--count", "20", "--min-seconds", "0", "--warmup", "2"]
 
 
-@pytest.fixture(scope="module")
-def fw() -> Iterator[HostFirmware]:
-    with host_firmware() as f:
-        yield f
+pytestmark = pytest.mark.integration
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:

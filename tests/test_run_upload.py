@@ -9,11 +9,14 @@ import sys
 from pathlib import Path
 
 import msgpack
+import pytest
 
 import edgeprof.models
 from edgeprof.report.codec import decode_wire, uuid7
 from edgeprof.testing.standin_collector import StandinCollector
 from edgeprof.uplink.spool import push
+
+pytestmark = pytest.mark.integration  # real processes (tests/conftest.py: tiers)
 
 MLP = Path(edgeprof.models.DIRECTORY) / "kws_mlp_int8.tflite"
 TOKEN = "device-token-for-tests"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from privileges import in_unprivileged_child, world_traversable_dir
 
 from edgeprof.device.channels import ChannelSpec, ReadKind
 from edgeprof.device.roots import SystemRoots
@@ -247,18 +247,19 @@ def test_rapl_missing_or_bad_max_energy_range_skips_only_that_zone(roots: System
     assert any("intel-rapl:1" in n and "max_energy_range_uj is 0" in n for n in notes)
 
 
-def test_rapl_unreadable_energy_is_a_note() -> None:
+def test_rapl_unreadable_energy_is_a_note(
+    world_dir: Path, unprivileged: Callable[[Callable[[], str]], str]
+) -> None:
     """Since Linux 5.10 energy_uj is root-only: discovery without root skips it, with a note."""
-    with world_traversable_dir() as base:
-        roots = fs.fake_roots(base)
-        zones = fs.make_rapl(roots.sysfs, {"intel-rapl:0": "package-0", "intel-rapl:1": "psys"})
-        (zones[1] / "energy_uj").chmod(0o400)
+    roots = fs.fake_roots(world_dir)
+    zones = fs.make_rapl(roots.sysfs, {"intel-rapl:0": "package-0", "intel-rapl:1": "psys"})
+    (zones[1] / "energy_uj").chmod(0o400)
 
-        def discover() -> str:
-            channels, notes = discover_power_with_notes(roots)
-            return json.dumps([[c.name for c in channels], notes])
+    def discover() -> str:
+        channels, notes = discover_power_with_notes(roots)
+        return json.dumps([[c.name for c in channels], notes])
 
-        names, notes = json.loads(in_unprivileged_child(discover))
+    names, notes = json.loads(unprivileged(discover))
     assert names == ["rapl.package-0.energy"]
     assert any("intel-rapl:1" in n and "not readable" in n for n in notes)
 

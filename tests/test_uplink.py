@@ -27,6 +27,8 @@ from edgeprof.uplink.spool import (
     spooled,
 )
 
+pytestmark = pytest.mark.integration  # real processes (tests/conftest.py: tiers)
+
 TOKEN = "s3cret-token-for-tests"
 
 

@@ -23,6 +23,8 @@ from edgeprof.report.store import save_report
 from edgeprof.testing.standin_collector import StandinCollector, sample_report
 from edgeprof.uplink.spool import SENT_DIR, push, spooled
 
+pytestmark = pytest.mark.integration  # real processes (tests/conftest.py: tiers)
+
 TOKEN = "kill-test-token"
 ITERATIONS = int(os.environ.get("EDGEPROF_KILL_ITERATIONS", "100"))
 

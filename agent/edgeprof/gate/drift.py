@@ -4,8 +4,9 @@ Why these: the governance framework (section 5.1) names KS, chi-square and PSI f
 PSI thresholds 0.05 (alert) and 0.10 (retraining trigger); regression against a baseline uses
 Mann-Whitney U, which needs no distribution assumption (latency is skewed and multi-modal).
 
-- :func:`ks_2samp`: the KS statistic D and its asymptotic p-value (Kolmogorov distribution, as
-  scipy's ``method="asymp"``).
+- :func:`ks_2samp`: the KS statistic D and its asymptotic p-value from the limiting Kolmogorov
+  distribution (scipy.stats.kstwobign; scipy's ``ks_2samp(method="asymp")`` uses the finite-n
+  distribution instead, which differs by O(1/sqrt(n))).
 - :func:`chi2_2samp`: chi-square homogeneity test of two samples binned on common edges; the
   p-value is the regularized upper incomplete gamma Q(k/2, x/2) (:func:`chi2_sf`).
 - :func:`psi`: the population stability index on quantile bins of the reference.
@@ -247,7 +248,7 @@ def mann_whitney_u(
         p = _norm_sf(z)
     elif alternative == "less":
         z = (u1 - mean + 0.5) / sd
-        p = 1.0 - _norm_sf(z)
+        p = _norm_sf(-z)  # the lower tail itself: 1 - sf(z) rounds small p to 0
     else:
         z = (abs(u1 - mean) - 0.5) / sd
         p = min(1.0, 2.0 * _norm_sf(z))

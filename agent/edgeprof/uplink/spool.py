@@ -19,7 +19,7 @@ directories, so a file is in exactly one place even across a power cut):
 * 401/403 (a wrong or revoked token) -> the run stops and every report stays in the spool: it
   is the device's configuration that is wrong, not the reports;
 * not a report (garbage, a truncated file, not an edgeprof report, an unknown major version:
-  :mod:`edgeprof.uplink.envelope`) -> ``<store>/corrupt/`` with a reason;
+  :mod:`edgeprof.report.envelope`) -> ``<store>/corrupt/`` with a reason;
 * hidden files (``write_atomic``'s ``.*.tmp`` temp files, the lock) and anything not named
   ``*.msgpack`` are never touched.
 

@@ -1,85 +1,33 @@
-"""Test helpers for the model blob: small int8 .tflite models, LiteRT and TFLM runs on them,
-and the C interpreter built as a host program (ep_model_run).
+"""Small int8 .tflite models for tests, built with the TFLite schema's object API, and reference
+runs of them on LiteRT and TFLite Micro.
 
 Single-operator models with random weights and quantization exercise what the two demo models
 do not (VALID padding, dilation, depth multipliers, padded pooling, batches, other fused
-activations, no activation at all), and cut a demo model into its operators so that each
-kernel is compared alone. Written with the TFLite schema's object API, like
-scripts/make_models.py. Needs ai-edge-litert (its schema module and flatbuffers).
+activations, no activation at all), and :func:`one_op_of` cuts a model into its operators so
+that each kernel is compared alone. Written like scripts/make_models.py. Needs ai-edge-litert
+(its schema module and flatbuffers; the reference runs also the interpreter, tflite-micro); the
+imports are made on use, so a missing package is an ImportError where it is needed (the tests'
+fixtures turn that into a skip, or a failure under CI).
 """
 
 from __future__ import annotations
 
 import copy
 import importlib
-import os
-import shutil
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import pytest
 
 Array = npt.NDArray[Any]
 INSTALL = "pip install ai-edge-litert==2.3.0 tflite-micro==0.dev20261023182759 flatbuffers"
-ROOT = Path(__file__).resolve().parent.parent
-MODEL_DIR = ROOT / "firmware_bridge" / "firmware" / "model"
-INCLUDE = ROOT / "firmware_bridge" / "firmware" / "include"
-SOURCES = ["ep_model.c", "ep_kernels.c", "ep_f32.c", "run_blob.c"]
-SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
-
-
-def missing(what: str) -> None:
-    """Skip locally, fail under CI=true."""
-    message = f"needs {what}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def compiler() -> str:
-    """$CC, else cc, gcc or clang: skip without one locally, fail on CI."""
-    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    if cc is None:
-        missing("a C compiler: apt-get install gcc")
-    return str(cc)
-
-
-def build_runner(out: Path, sanitize: bool = True) -> Path:
-    """Compile ep_model_run (model/run_blob.c) with warnings as errors, under ASan/UBSan."""
-    cc = compiler()
-    exe = out / ("ep_model_run_asan" if sanitize else "ep_model_run")
-    cmd = [
-        str(cc), "-std=c99", "-pedantic", "-Wall", "-Wextra", "-Wshadow", "-Werror", "-O1", "-g",
-        *(SANITIZE if sanitize else []), f"-I{INCLUDE}",
-        *(str(MODEL_DIR / s) for s in SOURCES), "-o", str(exe),
-    ]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return exe
-
-
-# sanitizer reports must fail the run, never pass as a refused blob
-SANITIZER_ENV = {"ASAN_OPTIONS": "detect_leaks=1:exitcode=99", "UBSAN_OPTIONS": "exitcode=99"}
-
-
-def need(module: str) -> Any:
-    """Import an optional package: skip without it locally, fail without it on CI."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        message = f"needs {module} ({exc}); install with: {INSTALL}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 def schema() -> Any:
-    return need("ai_edge_litert.schema_py_generated")
+    """The TFLite schema's generated module (object API), from ai-edge-litert."""
+    return importlib.import_module("ai_edge_litert.schema_py_generated")
 
 
 def load(data: bytes) -> Any:
@@ -88,7 +36,7 @@ def load(data: bytes) -> Any:
 
 
 def pack(model: Any) -> bytes:
-    flatbuffers = need("flatbuffers")
+    flatbuffers = importlib.import_module("flatbuffers")
     builder = flatbuffers.Builder(1 << 16)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
@@ -207,7 +155,7 @@ def litert_run(data: bytes, xs: Array, mode: str) -> Array:
     """LiteRT's output for each input, one invoke each (xs[n] has the model's input shape).
 
     mode "litert": builtin kernels without delegates; "xnnpack": the default delegates."""
-    mod = need("ai_edge_litert.interpreter")
+    mod = importlib.import_module("ai_edge_litert.interpreter")
     kwargs: dict[str, Any] = {}
     if mode == "litert":
         kwargs["experimental_op_resolver_type"] = (
@@ -226,7 +174,7 @@ def litert_run(data: bytes, xs: Array, mode: str) -> Array:
 
 
 def tflm_run(data: bytes, xs: Array) -> Array:
-    runtime = need("tflite_micro").runtime
+    runtime = importlib.import_module("tflite_micro").runtime
     it = runtime.Interpreter.from_bytes(data, arena_size=len(data) * 10 + 262144)
     outs = []
     for x in xs:

@@ -1,9 +1,9 @@
-"""Shared parts of the bridge tests: the host firmware as a real process on a real pty, and a
-fault-injecting proxy between two pty pairs.
+"""A fault-injecting proxy between two pty pairs, and a TCP bridge onto a pty.
 
-No mocks: the firmware is the reference firmware's host port built by CMake (through
-``edgeprof.bridge.firmware_build``, the code behind ``edgeprof firmware build``), and the
-proxy moves real bytes between real pseudo-terminals, damaging them on purpose.
+Real bytes between real pseudo-terminals, damaged on purpose (bit flips, drops, duplicates,
+delays, garbage, a reset button pressed mid-stream), to test that the bridge recovers with exact
+numbers or says clearly why not. Works with anything that serves a pty and has a reset button:
+the host firmware (:mod:`edgeprof.testing.host_firmware`) or a QEMU board.
 """
 
 from __future__ import annotations
@@ -11,100 +11,21 @@ from __future__ import annotations
 import os
 import random
 import select
-import shutil
-import signal
-import subprocess
 import threading
 import time
 import tty
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from pathlib import Path
-
-import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-BUILD_DIR = ROOT / "build" / "fw-host-tests"
-INSTALL_HINT = "apt-get install cmake gcc"
+from typing import Protocol
 
 
-def need_tools() -> None:
-    """cmake and a C compiler: a failure in CI, a skip with the install line elsewhere."""
-    missing = [t for t in ("cmake", "cc") if shutil.which(t) is None]
-    if missing:
-        msg = f"needs {', '.join(missing)} ({INSTALL_HINT})"
-        if os.environ.get("CI") == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
+class Board(Protocol):
+    """What the proxy needs of the device side: its pty and its reset button."""
 
-
-_BUILT: list[Path] = []
-
-
-def host_firmware_binary() -> Path:
-    """The host port's executable, built once per test session (incrementally); or the one
-    ``$EDGEPROF_FW_HOST_BIN`` names (scripts/test points it at the ASan/UBSan build)."""
-    if _BUILT:
-        return _BUILT[0]
-    given = os.environ.get("EDGEPROF_FW_HOST_BIN")
-    if given:
-        _BUILT.append(Path(given))
-        return _BUILT[0]
-    need_tools()
-    from edgeprof.bridge import firmware_build
-
-    result = firmware_build.build_port("host", BUILD_DIR, jobs=2)
-    path = result.image("edgeprof-fw").path
-    _BUILT.append(path)
-    return path
-
-
-@dataclass
-class HostFirmware:
-    """A running host firmware: its process and the pty it serves."""
-
-    proc: subprocess.Popen[bytes]
     path: str
 
-    def reset_button(self) -> None:
-        """SIGUSR1: the port re-executes itself on the same pty, as a board resets."""
-        self.proc.send_signal(signal.SIGUSR1)
-
-
-def _read_line(proc: subprocess.Popen[bytes], timeout: float) -> str:
-    assert proc.stdout is not None
-    fd = proc.stdout.fileno()
-    buf = b""
-    deadline = time.monotonic() + timeout
-    while not buf.endswith(b"\n"):
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([fd], [], [], left)[0]:
-            raise AssertionError(f"the host firmware printed no pty path in {timeout} s: {buf!r}")
-        chunk = os.read(fd, 256)
-        if not chunk:
-            raise AssertionError(f"the host firmware exited (status {proc.wait(5)}): {buf!r}")
-        buf += chunk
-    return buf.decode().strip()
-
-
-@contextmanager
-def host_firmware(board: str | None = None) -> Iterator[HostFirmware]:
-    """Start the host firmware; always kill it."""
-    cmd = [str(host_firmware_binary())]
-    if board:
-        cmd += ["--board", board]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, start_new_session=True)
-    try:
-        path = _read_line(proc, 10.0)
-        assert path.startswith("/dev/pts/"), path
-        yield HostFirmware(proc, path)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-        if proc.stdout:
-            proc.stdout.close()
+    def reset_button(self) -> None: ...
 
 
 @dataclass
@@ -142,7 +63,7 @@ class FaultProxy:
     of its direction, and presses the firmware's reset button after ``reset_after_bytes``
     bytes have come from the device (once)."""
 
-    firmware: HostFirmware
+    firmware: Board
     to_device: Faults = field(default_factory=Faults)
     to_host: Faults = field(default_factory=Faults)
     seed: int = 0
