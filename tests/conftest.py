@@ -30,6 +30,7 @@ import pytest
 
 from edgeprof.bridge.device import Device
 from edgeprof.bridge.transport import open_transport
+from edgeprof.testing.attacks import Attack, Ledger
 from edgeprof.testing.host_firmware import HostFirmware, host_firmware, host_firmware_binary
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -410,3 +411,21 @@ def make_report() -> ReportFactory:
         return out
 
     return make
+
+
+# ------------------------------------------------------------------------- security suite
+
+_ATTACKS = Ledger()
+
+
+@pytest.fixture
+def attack(request: pytest.FixtureRequest) -> Callable[[str], Attack]:
+    """``attack("what is tried")`` -> an :class:`Attack` counted in the session's summary."""
+    return lambda name: _ATTACKS.open(request.node.nodeid, name)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _ATTACKS.entries:
+        terminalreporter.section("security suite: attacks tried")
+        for line in _ATTACKS.lines():
+            terminalreporter.write_line(line)
