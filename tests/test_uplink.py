@@ -187,8 +187,9 @@ def test_bad_token_stops_the_run_and_keeps_every_report(tmp_path: Path) -> None:
         assert sorted(p.stem for p in spooled(store)) == ids  # nothing filed as rejected
         again = push(store, c.url, TOKEN)  # the right token delivers them
         assert sorted(c.stored_ids()) == ids
-    assert proc.returncode == 1
-    assert "refused the token" in proc.stdout + proc.stderr
+    assert proc.returncode == 2  # the device's configuration, not the reports (issue 13)
+    assert "refused the token" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
     assert "wrong-token" not in proc.stdout + proc.stderr
     assert not (store / REJECTED_DIR).exists()
     assert again.sent == 2

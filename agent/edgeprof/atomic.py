@@ -8,6 +8,7 @@ Temp files are named ``.<name>.<random>.tmp``: readers skip hidden files.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 
@@ -44,3 +45,30 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
         os.unlink(tmp)
         raise
     fsync_dir(directory)
+
+
+def write_atomic_at(dir_fd: int, name: str, data: bytes) -> None:
+    """:func:`write_atomic` of ``name`` inside the directory open as ``dir_fd``.
+
+    For callers that opened a directory once and must not follow a symlink anywhere under it:
+    the temp file is created with ``O_EXCL | O_NOFOLLOW`` and renamed over ``name`` (a symlink
+    already there is replaced, never written through).
+    """
+    tmp = f".{name}.{secrets.token_hex(4)}.tmp"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(tmp, flags, 0o644, dir_fd=dir_fd)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=dir_fd)
+        raise
+    os.fsync(dir_fd)

@@ -1,7 +1,10 @@
 """``edgeprof push``: send the spooled reports to the collector (see :mod:`edgeprof.uplink.spool`).
 
 Exit codes (:mod:`edgeprof.exit_codes`): 0 everything delivered (or nothing to send), 1 something
-remains, was rejected or set aside as corrupt, or another push holds the lock, 2 bad input. It
+remains (the collector did not answer in time), was rejected or set aside as corrupt, or another
+push holds the lock, 2 it could not be done: bad input, an answer that says the URL or token is
+wrong (401/403/404/405/3xx...), a store push cannot use or a file-system failure on the way
+(full, read-only, a symlink, another mount), each with one line on stderr. It
 imports no numpy, gate or collector code (cron runs it on small boards). The command handles
 :class:`~edgeprof.errors.EdgeprofError` itself so it behaves the same inside the ``edgeprof``
 group and standalone (``python -m edgeprof.cli.push``). The token is never printed.
@@ -21,13 +24,22 @@ from edgeprof.uplink import spool as uplink
 from edgeprof.uplink.http import DEFAULT_TIMEOUT_S, ENV_TOKEN, BaseUrl, resolve_token
 
 
-def _summary(result: uplink.PushResult, where: str) -> str:
-    line = (
-        f"push to {where}: {result.sent} sent, {result.duplicates} duplicate, "
+def _counts(result: uplink.PushResult) -> str:
+    return (
+        f"{result.sent} sent, {result.duplicates} duplicate, "
         f"{result.rejected} rejected, {result.corrupt} corrupt, {result.failed} failed, "
         f"{result.remaining} remaining"
     )
-    return f"{line} ({result.error})" if result.error else line
+
+
+def _summary(result: uplink.PushResult, where: str) -> str:
+    """One line: the counts, then the error, or else the first refusal's reason."""
+    line = f"push to {where}: {_counts(result)}"
+    if result.error:
+        return f"{line} ({result.error})"
+    if result.rejection:
+        return f"{line} (first rejected {result.rejection}; reasons in rejected/*.reason.txt)"
+    return line
 
 
 @click.command("push")
@@ -114,8 +126,12 @@ def push(
         ctx.exit(exit_codes.ERROR)
     if as_json:
         click.echo(json.dumps({**result.as_dict(), "busy": False, "store": str(directory)}))
+    elif result.fatal:
+        click.echo(f"edgeprof: error: push stopped: {result.error} ({_counts(result)})", err=True)
     else:
         click.echo(_summary(result, where))
+    if result.fatal:
+        ctx.exit(exit_codes.ERROR)
     ctx.exit(exit_codes.OK if result.delivered_all else exit_codes.FAILED)
 
 

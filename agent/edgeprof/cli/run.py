@@ -247,5 +247,9 @@ def _upload(
             f"  upload {url}: {result.sent} sent, {result.duplicates} already there, "
             f"{result.remaining} still spooled" + (f" ({result.error})" if result.error else "")
         )
+    if result.fatal:  # a wrong URL or token, a store push cannot use: could not do it
+        if quiet:
+            click.echo(f"edgeprof: error: push stopped: {result.error}", err=True)
+        ctx.exit(exit_codes.ERROR)
     if not result.delivered_all:
         ctx.exit(exit_codes.FAILED)

@@ -15,6 +15,11 @@ before storing and answering, ``--close-mid-body N`` reads half the body of the 
 requests then closes the socket, ``--drop-ack N`` stores the first N reports then closes
 without answering.
 
+Answers a real deployment can give a misconfigured device, for the push tests: a POST under
+``/status/<NNN>/`` (a base URL of ``{url}/status/<NNN>``) is answered with status NNN
+without storing anything, as a wrong path, a proxy or a load balancer would: ``Location``
+pointing at the real endpoint for a 3xx, ``Allow: GET`` for a 405.
+
 Run: ``python -m edgeprof.testing.standin_collector --port 0 --dir DIR --token T``; it prints
 its port on the first line of stdout.
 """
@@ -44,6 +49,7 @@ from edgeprof.uplink.spool import REPORTS_PATH
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 _MAX_DRAIN_BYTES = 64 * 1024 * 1024
 _ID_RE = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]{0,127}")
+_STATUS_RE = re.compile(r"/status/([1-5][0-9][0-9])/")
 
 
 @dataclass
@@ -134,6 +140,8 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             self._reply(411, {"error": "Content-Length required"})
             return
+        if self._status_route(length):
+            return
         if self.path != REPORTS_PATH:
             self._drain(length)
             self._reply(404, {"error": f"no such endpoint {self.path}"})
@@ -176,6 +184,20 @@ class _Handler(BaseHTTPRequestHandler):
         if state.take("drop_ack"):
             return  # stored, but the client never hears so
         self._reply(201 if created else 200, {"id": report_id})
+
+    def _status_route(self, length: int) -> bool:
+        """Answer ``/status/<NNN>/...`` with NNN (see the module doc); False for other paths."""
+        match = _STATUS_RE.match(self.path)
+        if match is None:
+            return False
+        self._drain(length)
+        status = int(match.group(1))
+        headers = {"Allow": "GET"} if status == 405 else {}
+        if 300 <= status <= 399:
+            port = self.server.server_address[1]
+            headers["Location"] = f"http://127.0.0.1:{port}{REPORTS_PATH}"
+        self._reply(status, {"error": f"answered {status} as asked"}, headers)
+        return True
 
     def _injected_failure(self) -> bool:
         """Answer an injected 500 (or 503 with Retry-After) if ``--fail-first`` has shots left."""

@@ -8,20 +8,34 @@ duplicate, JSON body ``{"id": "<report_id>"}``). Delivery is at-least-once on th
 exactly-once upstream because the collector de-duplicates by report id: a push killed between
 "collector stored it" and "moved it out of the spool" simply re-sends it next time and gets 200.
 
-Where files go (all moves are ``rename`` within one file system, then ``fsync`` of the
-directories, so a file is in exactly one place even across a power cut):
+Where files go (all moves are ``rename`` within the store's file system, then ``fsync`` of the
+directories, so a file is in exactly one place even across a power cut; every operation is
+relative to the store opened once and follows no symlink, :mod:`edgeprof.uplink.spooldir`):
 
 * acknowledged -> ``<store>/sent/`` (moved, not deleted: a local record of what went upstream
   that an operator can prune; deleting would leave nothing to check a collector's claim
   against);
-* 4xx other than 401/403/408/429 -> ``<store>/rejected/`` with ``<name>.reason.txt`` beside it
-  holding the status and the collector's message; never retried automatically (move it back);
-* 401/403 (a wrong or revoked token) -> the run stops and every report stays in the spool: it
-  is the device's configuration that is wrong, not the reports;
+* a definitive refusal of the report itself (400, 409, 413, 415, 422: sending the same bytes
+  again gets the same answer) -> ``<store>/rejected/`` with ``<name>.reason.txt`` beside it
+  holding the status and the collector's message (the first one also on the console); never
+  retried automatically (move it back);
+* every other answer (401/403 a wrong or revoked token; 404, 405, 410 a wrong ``--url`` path or
+  a proxy; a 3xx redirect, never followed; anything else unexpected) and a refused TLS
+  certificate -> the run stops with the reason, exit 2, and every report stays in the spool:
+  it is the device's configuration that is wrong, not the reports;
 * not a report (garbage, a truncated file, not an edgeprof report, an unknown major version:
   :mod:`edgeprof.report.envelope`) -> ``<store>/corrupt/`` with a reason;
-* hidden files (``write_atomic``'s ``.*.tmp`` temp files, the lock) and anything not named
-  ``*.msgpack`` are never touched.
+* hidden files (``write_atomic``'s ``.*.tmp`` temp files, the lock), symlinks and anything not
+  named ``*.msgpack`` are never touched.
+
+The file system: a store push could not move reports out of (read-only, not writable, a
+symlinked lock or ``sent/``/``rejected/``/``corrupt/``, one of them on another mount) is refused
+before anything is sent (:class:`~edgeprof.uplink.spooldir.StoreError`, one line). Once sending
+has begun, a reason file that cannot be written (a full disk) leaves its report in the spool
+and the run goes on with the next ones (the reason is written before the move, so a set-aside
+report always has its reason); a report that cannot be moved into ``sent/`` after its
+acknowledgement stops the run and stays in the spool (re-sent next time, answered 200). Either
+way the result is ``fatal`` (exit 2) and no report is lost.
 
 Transient failures (5xx, 408, 429, timeouts, refused/reset connections, a connection closed
 before the answer) are retried with capped exponential backoff and full jitter; once one
@@ -38,21 +52,16 @@ races with the next locker).
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
-import os
 import random
-import stat
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from edgeprof.atomic import fsync_dir, write_atomic
-from edgeprof.errors import CollectorUnreachableError, InputError, PushBusyError
+from edgeprof.errors import CollectorUnreachableError, InputError
 from edgeprof.report.envelope import report_id
 from edgeprof.uplink.http import (
     BACKOFF_BASE_S,
@@ -64,6 +73,7 @@ from edgeprof.uplink.http import (
     Response,
     retry_after_s,
 )
+from edgeprof.uplink.spooldir import SpoolDir, StoreError
 
 REPORTS_PATH = "/v1/reports"
 SENT_DIR = "sent"
@@ -75,12 +85,17 @@ REPORT_SUFFIX = ".msgpack"
 
 DEFAULT_MAX_ATTEMPTS = 5
 MAX_REPORT_BYTES = 64 * 1024 * 1024
-_LOCK_POLL_S = 0.05
 
 
 @dataclass(frozen=True)
 class PushResult:
-    """What one push did. ``remaining`` counts the reports still in the spool afterwards."""
+    """What one push did. ``remaining`` counts the reports still in the spool afterwards.
+
+    ``error`` is the first thing that went wrong; ``fatal`` says trying again later will not
+    fix it (a wrong URL or token, a redirect, a refused certificate, a local file-system
+    failure: exit 2) as opposed to a collector that did not answer in time (exit 1).
+    ``rejection`` is the first refusal's reason, for the console (all are in ``rejected/``).
+    """
 
     sent: int = 0
     duplicates: int = 0
@@ -89,6 +104,8 @@ class PushResult:
     remaining: int = 0
     corrupt: int = 0
     error: str | None = None
+    fatal: bool = False
+    rejection: str | None = None
 
     @property
     def delivered_all(self) -> bool:
@@ -104,8 +121,8 @@ class _Kind(Enum):
     ACKED = "acked"
     DUPLICATE = "duplicate"
     REJECTED = "rejected"
-    RETRY = "retry"
-    FAILED = "failed"
+    RETRY = "retry"  # worth another try; after the last one the run stops (exit 1)
+    STOP = "stop"  # trying again will not help: the run stops (exit 2)
 
 
 @dataclass(frozen=True)
@@ -122,15 +139,26 @@ def send_once(client: HttpClient, data: bytes, rid: str) -> _Outcome:
             "POST", REPORTS_PATH, data, "application/msgpack", limit=MAX_RESPONSE_BYTES
         )
     except CollectorUnreachableError as exc:
-        return _Outcome(_Kind.RETRY if exc.transient else _Kind.FAILED, str(exc))
+        return _Outcome(_Kind.RETRY if exc.transient else _Kind.STOP, str(exc))
     return _classify(resp, rid)
 
 
+# Definitive refusals of the report itself: resending the same bytes gets the same answer.
+REJECT_STATUSES = frozenset({400, 409, 413, 415, 422})
+_ONE_LINE = 200
+
+
+def one_line(text: str, limit: int = _ONE_LINE) -> str:
+    """A peer's text on one line, bounded (a collector or a proxy chooses it, not us)."""
+    flat = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
 def _classify(resp: Response, rid: str) -> _Outcome:
-    status, text = resp.status, resp.text
+    status, text = resp.status, one_line(resp.text)
     if status in (200, 201):
         try:
-            acked = json.loads(text).get("id")
+            acked = json.loads(resp.text).get("id")
         except (ValueError, AttributeError):
             acked = None
         if acked != rid:
@@ -140,24 +168,31 @@ def _classify(resp: Response, rid: str) -> _Outcome:
         return _Outcome(kind, f"HTTP {status}")
     if status in (408, 429) or 500 <= status <= 599:
         after = retry_after_s(resp.header("Retry-After"))
-        return _Outcome(_Kind.RETRY, f"HTTP {status} {text[:200]}".strip(), after)
-    if status in (401, 403):
-        # A wrong or revoked token is the device's configuration, not the report's fault:
-        # stop the run and keep every report, instead of filing the whole spool as rejected.
-        return _Outcome(
-            _Kind.FAILED,
-            f"the collector refused the token (HTTP {status}): check --token/--token-file; "
-            "the reports stay in the spool",
-        )
-    if 400 <= status <= 499:
-        return _Outcome(_Kind.REJECTED, f"HTTP {status}\n{text}")
-    return _Outcome(_Kind.FAILED, f"unexpected HTTP {status} from the collector")
+        return _Outcome(_Kind.RETRY, f"HTTP {status} {text}".strip(), after)
+    if status in REJECT_STATUSES:
+        return _Outcome(_Kind.REJECTED, f"HTTP {status} {text}".strip())
+    # Everything else says the device is talking to the wrong place or with the wrong token, not
+    # that this report is bad: stop and keep the whole spool, instead of filing it as rejected.
+    if status == 401:
+        why = "the collector refused the token: check --token/--token-file"
+    elif status == 403:
+        why = "the collector refused this token or device: check --token/--token-file and enrolment"
+    elif 300 <= status <= 399:
+        location = one_line(resp.header("Location") or "", 120) or "nowhere"
+        why = f"the collector redirects to {location}: give the final URL as --url"
+    elif status in (404, 405, 410):
+        why = "no report endpoint at this URL: check the --url path (or a proxy in between)"
+    else:
+        why = "an answer push does not understand"
+    said = f"; it said: {text}" if text else ""
+    detail = f"HTTP {status}: {why}{said}; the reports stay in the spool"
+    return _Outcome(_Kind.STOP, detail)
 
 
 def _deliver(
     client: HttpClient, data: bytes, rid: str, *, max_attempts: int, backoff: Backoff
 ) -> _Outcome:
-    outcome = _Outcome(_Kind.FAILED, "not attempted")
+    outcome = _Outcome(_Kind.RETRY, "not attempted")
     for attempt in range(max_attempts):
         outcome = send_once(client, data, rid)
         if outcome.kind is not _Kind.RETRY:
@@ -167,68 +202,79 @@ def _deliver(
     return outcome
 
 
-def _move_into(path: Path, subdir: str, reason: str | None = None) -> Path:
-    """Rename into ``<store>/<subdir>/`` (the reason file first, so it is never missing)."""
-    target_dir = path.parent / subdir
-    target_dir.mkdir(exist_ok=True)
-    if reason is not None:
-        write_atomic(target_dir / f"{path.name}{REASON_SUFFIX}", reason.encode() + b"\n")
-    target = target_dir / path.name
-    os.replace(path, target)
-    fsync_dir(target_dir)
-    fsync_dir(path.parent)
-    return target
-
-
 def spooled(store: Path) -> list[Path]:
-    """The candidate reports, oldest id first (uuid7 ids sort by time). Hidden files excluded."""
-    try:
-        entries = list(os.scandir(store))
-    except FileNotFoundError:
+    """The candidate reports, oldest id first (uuid7 ids sort by time). Hidden files, symlinks
+    and anything not named ``*.msgpack`` excluded."""
+    spool = SpoolDir.open(store)
+    if spool is None:
         return []
-    return sorted(
-        Path(e.path)
-        for e in entries
-        if not e.name.startswith(".")
-        and e.name.endswith(REPORT_SUFFIX)
-        and e.is_file(follow_symlinks=False)
-    )
+    with spool:
+        return [store / name for name in spool.names(REPORT_SUFFIX)]
 
 
-def _load(path: Path) -> tuple[bytes, str] | None:
-    """The bytes and report id; None if the file vanished; :class:`InputError` if no report."""
-    try:
-        st = path.lstat()
-        if not stat.S_ISREG(st.st_mode):
-            return None
-        if st.st_size > MAX_REPORT_BYTES:
-            raise InputError(f"{st.st_size} bytes, larger than {MAX_REPORT_BYTES}")
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    return data, report_id(data, path.name)
+class _Run:
+    """One push over an open, locked spool: counts, the first error, and where files go."""
 
+    def __init__(self, spool: SpoolDir) -> None:
+        self.spool = spool
+        self.counts = {k: 0 for k in ("sent", "duplicates", "rejected", "failed", "corrupt")}
+        self.error: str | None = None
+        self.fatal = False
+        self.rejection: str | None = None
 
-@contextlib.contextmanager
-def push_lock(store: Path, wait_s: float = 0.0) -> Iterator[None]:
-    """Hold ``<store>/.push.lock`` (flock) or raise :class:`PushBusyError` after wait_s."""
-    lock_path = store / LOCK_NAME
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise PushBusyError(
-                        f"another push is running (lock {lock_path}); nothing done"
-                    ) from None
-                time.sleep(_LOCK_POLL_S)
-        yield
-    finally:
-        os.close(fd)
+    def fail(self, message: str, *, fatal: bool) -> None:
+        """Keep the first error (the one that explains the rest)."""
+        if self.error is None:
+            self.error = message
+        self.fatal = self.fatal or fatal
+
+    def file(self, name: str, subdir: str, reason: str) -> bool:
+        """Set a report aside with its reason; False (and it stays in the spool) if that fails.
+
+        The reason is written first, then the report moved: a report in ``rejected/`` or
+        ``corrupt/`` always has its reason beside it. When the reason cannot be written (a full
+        disk) the report stays where it was, so nothing is lost and the next push, with space
+        again, files it properly; the reports after it are still sent.
+        """
+        try:
+            self.spool.write_reason(subdir, f"{name}{REASON_SUFFIX}", reason)
+            self.spool.move(name, subdir)
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            self.fail(
+                f"cannot file {name} under {self.spool.where(subdir)}: {why}; it stays in the "
+                "spool",
+                fatal=True,
+            )
+            return False
+        except StoreError as exc:
+            self.fail(f"{exc}; {name} stays in the spool", fatal=True)
+            return False
+        return True
+
+    def acknowledged(self, name: str) -> bool:
+        """Move an acknowledged report to ``sent/``; False (stop the run) if that fails."""
+        try:
+            self.spool.move(name, SENT_DIR)
+        except OSError as exc:
+            self.fail(
+                f"cannot move {name} into {self.spool.where(SENT_DIR)}: "
+                f"{exc.strerror or exc}; it is stored upstream and stays in the spool (the next "
+                "push finds it there)",
+                fatal=True,
+            )
+            return False
+        return True
+
+    def result(self) -> PushResult:
+        remaining = len(self.spool.names(REPORT_SUFFIX))
+        return PushResult(
+            remaining=remaining,
+            error=self.error,
+            fatal=self.fatal,
+            rejection=self.rejection,
+            **self.counts,
+        )
 
 
 def push(
@@ -246,41 +292,64 @@ def push(
 ) -> PushResult:
     """Send every spooled report in ``store`` to the collector at ``url``; see the module doc.
 
-    Raises :class:`InputError` for bad arguments and :class:`PushBusyError` when another push
-    holds the lock; delivery problems are reported in the result, never raised.
+    Raises :class:`InputError` for bad arguments, :class:`StoreError` when the store cannot be
+    used (before anything is sent) and :class:`PushBusyError` when another push holds the lock;
+    what happens once sending has begun is reported in the result, never raised.
     """
     if max_attempts < 1:
         raise InputError("max attempts must be at least 1")
     backoff = Backoff(base_s, cap_s, sleep, rand)
     with HttpClient.make(url, token, timeout_s=timeout_s, attempts=1) as client:
-        if not store.is_dir():
+        spool = SpoolDir.open(store)
+        if spool is None:
             return PushResult()
-        counts = {k: 0 for k in ("sent", "duplicates", "rejected", "failed", "corrupt")}
-        error: str | None = None
-        with push_lock(store, lock_wait_s):
-            for path in spooled(store):
-                try:
-                    loaded = _load(path)
-                except InputError as exc:
-                    _move_into(path, CORRUPT_DIR, str(exc))
-                    counts["corrupt"] += 1
-                    continue
-                if loaded is None:
-                    continue
-                data, rid = loaded
-                outcome = _deliver(client, data, rid, max_attempts=max_attempts, backoff=backoff)
-                if outcome.kind is _Kind.ACKED:
-                    _move_into(path, SENT_DIR)
-                    counts["sent"] += 1
-                elif outcome.kind is _Kind.DUPLICATE:
-                    _move_into(path, SENT_DIR)
-                    counts["duplicates"] += 1
-                elif outcome.kind is _Kind.REJECTED:
-                    _move_into(path, REJECTED_DIR, f"{rid}: {outcome.detail}")
-                    counts["rejected"] += 1
-                else:
-                    counts["failed"] += 1
-                    error = f"{client.display(REPORTS_PATH)}: {outcome.detail}"
+        with spool, spool.lock(LOCK_NAME, lock_wait_s):
+            names = spool.names(REPORT_SUFFIX)
+            if names:
+                _preflight(spool)
+            run = _Run(spool)
+            for name in names:
+                if not _push_one(run, client, name, max_attempts, backoff):
                     break
-            remaining = len(spooled(store))
-    return PushResult(remaining=remaining, error=error, **counts)
+            return run.result()
+
+
+def _preflight(spool: SpoolDir) -> None:
+    """Refuse, before sending anything, a store whose reports could not be moved afterwards."""
+    spool.writable()
+    for subdir in (SENT_DIR, REJECTED_DIR, CORRUPT_DIR):
+        spool.check(subdir)
+    spool.subdir(SENT_DIR)
+
+
+def _push_one(run: _Run, client: HttpClient, name: str, attempts: int, backoff: Backoff) -> bool:
+    """Deliver and file one report; False when the run must stop."""
+    try:
+        data = run.spool.read(name, MAX_REPORT_BYTES)
+        if data is None:
+            return True  # gone (another push took it), or not a regular file: not ours
+        rid = report_id(data, name)
+    except StoreError as exc:
+        run.fail(str(exc), fatal=True)
+        return False
+    except InputError as exc:
+        if run.file(name, CORRUPT_DIR, str(exc)):
+            run.counts["corrupt"] += 1
+        return True
+    outcome = _deliver(client, data, rid, max_attempts=attempts, backoff=backoff)
+    if outcome.kind in (_Kind.ACKED, _Kind.DUPLICATE):
+        if not run.acknowledged(name):
+            return False
+        run.counts["sent" if outcome.kind is _Kind.ACKED else "duplicates"] += 1
+    elif outcome.kind is _Kind.REJECTED:
+        if run.rejection is None:
+            run.rejection = f"{rid}: {outcome.detail}"
+        if run.file(name, REJECTED_DIR, f"{rid}: {outcome.detail}"):
+            run.counts["rejected"] += 1
+    else:
+        run.counts["failed"] += 1
+        run.fail(
+            f"{client.display(REPORTS_PATH)}: {outcome.detail}", fatal=outcome.kind is _Kind.STOP
+        )
+        return False
+    return True
