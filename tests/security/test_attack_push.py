@@ -16,11 +16,13 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from edgeprof.report.store import save_report
 from edgeprof.testing.attacks import Attack
+from edgeprof.testing.sample_reports import minimal_report
 from edgeprof.testing.standin_collector import StandinCollector, sample_report
 from edgeprof.uplink.spool import CORRUPT_DIR, LOCK_NAME, REJECTED_DIR, SENT_DIR
 
@@ -314,4 +316,101 @@ def test_a_read_only_store_is_one_line_and_loses_nothing(
         upstream = c.stored_ids()
     held = one_line_error(proc, "Read-only file system") and names(store) == ids and upstream == []
     assert a.attempt(held), (proc.stdout, proc.stderr)
+    assert a.failed == 0
+
+
+def test_a_move_that_fails_after_the_acknowledgement_stops_and_loses_nothing(
+    tmp_path: Path, attack: Opener
+) -> None:
+    """The collector has stored the report, then the move into sent/ fails (here a folder of
+    the report's name is in the way: rename cannot replace it). The report stays in the spool
+    (the next push finds it upstream: 200) and the run stops with one line."""
+    a = attack("the move into sent/ fails after the collector acknowledged the report")
+    store, up = tmp_path / "store", tmp_path / "up"
+    ids = spool(store, 3)
+    (store / SENT_DIR / f"{ids[0]}.msgpack").mkdir(parents=True)
+    with StandinCollector(up, TOKEN) as c:
+        proc = cli(store, c.url)
+        upstream, kept = c.stored_ids(), names(store)
+        (store / SENT_DIR / f"{ids[0]}.msgpack").rmdir()
+        again = cli(store, c.url)
+        final = c.stored_ids()
+    held = (
+        one_line_error(proc, ids[0], "stays in the spool", "0 sent", "3 remaining")
+        and upstream == ids[:1]
+        and kept == ids  # the acknowledged one too: nothing lost
+        and again.returncode == 0
+        and "1 duplicate" in again.stdout
+        and final == ids
+        and names(store / SENT_DIR) == ids
+    )
+    assert a.attempt(held), (proc.stdout, proc.stderr, again.stdout, again.stderr)
+    assert a.failed == 0
+
+
+def test_a_store_this_user_cannot_write_is_one_line_before_anything_is_sent(
+    world_dir: Path, unprivileged: Callable[[Callable[[], str]], str], attack: Opener
+) -> None:
+    """A push run as a user who may read the store but not write it (root owns it): refused
+    before the first upload, whether the lock exists (writable by all) or not."""
+    a = attack("push run by a user who cannot write the store")
+    store = world_dir / "store"
+    ids = spool(store, 2)
+    for path in store.iterdir():
+        path.chmod(0o644)
+
+    def try_push() -> str:
+        from edgeprof.uplink.spool import push  # already imported by the parent
+
+        try:
+            push(store, "http://127.0.0.1:9", TOKEN)
+        except Exception as exc:  # the one-line error the CLI would print
+            return f"{type(exc).__name__}: {exc}"
+        return "no error"
+
+    for lock_exists in (False, True):
+        if lock_exists:
+            (store / LOCK_NAME).touch()
+            (store / LOCK_NAME).chmod(0o666)
+        said = unprivileged(try_push)
+        held = (
+            said.startswith("StoreError: ")
+            and "Permission denied" in said
+            and "\n" not in said
+            and names(store) == ids
+            and not (store / SENT_DIR).exists()
+        )
+        assert a.attempt(held), said
+    assert a.failed == 0
+
+
+def test_a_wrong_path_on_the_real_collector_keeps_the_spool(
+    collector: Any, tmp_path: Path, attack: Opener
+) -> None:
+    """The real collector (uvicorn) behind a wrong --url: the endpoint given instead of the
+    base, a path prefix it does not have, a token it does not know."""
+    a = attack("push to the real collector with a wrong URL path or token")
+    store = tmp_path / "store"
+    ids = []
+    for _ in range(2):
+        report = minimal_report()
+        save_report(collector.signed(report), report["report_id"], store)
+        ids.append(report["report_id"])
+    ids.sort()
+    for url, token in (
+        (f"{collector.url}/v1/reports", collector.device_token),
+        (f"{collector.url}/collector", collector.device_token),
+        (collector.url, "not-a-token-it-knows"),
+    ):
+        proc = cli(store, url, token=token)
+        held = (
+            one_line_error(proc, "HTTP 4", "2 remaining")
+            and names(store) == ids
+            and not (store / REJECTED_DIR).exists()
+            and collector.stored() == 0
+        )
+        assert a.attempt(held), (url, proc.stdout, proc.stderr)
+    proc = cli(store, collector.url, token=collector.device_token)
+    assert proc.returncode == 0, proc.stderr
+    assert collector.stored() == 2
     assert a.failed == 0

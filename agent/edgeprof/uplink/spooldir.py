@@ -49,11 +49,11 @@ def _mount_id(fd: int) -> str | None:
     Finer than ``st_dev``: a bind mount of the same file system has the same device, and
     ``rename`` still cannot cross it.
     """
-    try:
-        with open(f"/proc/self/fdinfo/{fd}", encoding="ascii") as f:
+    try:  # bytes: no codec to import (a push may run where the interpreter's files are not)
+        with open(f"/proc/self/fdinfo/{fd}", "rb") as f:
             for line in f:
-                if line.startswith("mnt_id:"):
-                    return line.split(":", 1)[1].strip()
+                if line.startswith(b"mnt_id:"):
+                    return line.split(b":", 1)[1].strip().decode()
     except OSError:
         pass
     return None
