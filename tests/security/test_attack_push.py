@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from edgeprof.report.codec import encode
 from edgeprof.report.store import save_report
 from edgeprof.testing.attacks import Attack
 from edgeprof.testing.sample_reports import minimal_report
@@ -413,4 +414,27 @@ def test_a_wrong_path_on_the_real_collector_keeps_the_spool(
     proc = cli(store, collector.url, token=collector.device_token)
     assert proc.returncode == 0, proc.stderr
     assert collector.stored() == 2
+    assert a.failed == 0
+
+
+def test_a_report_id_with_a_newline_cannot_forge_a_console_line(
+    tmp_path: Path, attack: Opener
+) -> None:
+    """The first refusal's reason is on the console now, and it names the report id, which the
+    report's author chose: a newline in it must not start a second, forged line."""
+    a = attack("a refused report whose id carries a newline and a forged summary")
+    store, up = tmp_path / "store", tmp_path / "up"
+    report = minimal_report()
+    report["report_id"] = forged = "x\nedgeprof: push: 0 rejected, everything delivered"
+    save_report(encode(report), forged, store)
+    with StandinCollector(up, TOKEN) as c:
+        proc = cli(store, c.url)
+    lines = (proc.stdout + proc.stderr).strip().splitlines()
+    held = (
+        proc.returncode == 1
+        and len(lines) == 1
+        and "HTTP 400" in lines[0]
+        and names(store / REJECTED_DIR) == [forged]
+    )
+    assert a.attempt(held), (proc.stdout, proc.stderr)
     assert a.failed == 0

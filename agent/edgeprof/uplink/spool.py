@@ -223,9 +223,10 @@ class _Run:
         self.rejection: str | None = None
 
     def fail(self, message: str, *, fatal: bool) -> None:
-        """Keep the first error (the one that explains the rest)."""
+        """Keep the first error (the one that explains the rest), on one line: it can carry a
+        file name or a report id, which whoever wrote the spool chose."""
         if self.error is None:
-            self.error = message
+            self.error = one_line(message, _ONE_LINE * 4)
         self.fatal = self.fatal or fatal
 
     def file(self, name: str, subdir: str, reason: str) -> bool:
@@ -343,7 +344,7 @@ def _push_one(run: _Run, client: HttpClient, name: str, attempts: int, backoff: 
         run.counts["sent" if outcome.kind is _Kind.ACKED else "duplicates"] += 1
     elif outcome.kind is _Kind.REJECTED:
         if run.rejection is None:
-            run.rejection = f"{rid}: {outcome.detail}"
+            run.rejection = one_line(f"{rid}: {outcome.detail}", _ONE_LINE * 2)
         if run.file(name, REJECTED_DIR, f"{rid}: {outcome.detail}"):
             run.counts["rejected"] += 1
     else:
