@@ -55,3 +55,11 @@ def test_each_options_type_takes_its_flags() -> None:
     assert McuOptions.from_flags(RunnerOptions()).flavour == "xnnpack"
     # the link's patience is the board's unless the options say otherwise
     assert (mcu.timeout_s, mcu.tries, mcu.result_timeout_s) == (None, None, None)
+
+
+def test_the_float_reference_runs_where_the_runner_says() -> None:
+    # The MCU firmware is int8 only: its float twin runs in the host's interpreter.
+    assert runner_entry("mcu").reference == "tflite"
+    assert runner_entry("tflite").reference == "tflite"
+    assert runner_entry("tflm").reference == "tflm"
+    assert all(e.reference in RUNNERS for e in RUNNERS.values())

@@ -36,7 +36,7 @@ from edgeprof.report.builder import trace as build_trace
 from edgeprof.report.codec import encode, uuid7
 from edgeprof.report.signing import load_keys, sign
 from edgeprof.report.store import save_report
-from edgeprof.runners import ModelFile, Runner, RunnerOptions, make_runner
+from edgeprof.runners import ModelFile, Runner, RunnerOptions, make_runner, runner_entry
 from edgeprof.runners.tensors import TensorInfo
 
 RANDOM_EXAMPLES = 32  # distinct random inputs cycled through during the run
@@ -141,8 +141,7 @@ def evaluate_quality(
         ref_opts = RunnerOptions(
             runtime=req.options.runtime, default_delegates=False, probe_arena=False
         )
-        # The float twin runs on this host when the model ran on an MCU: the firmware is int8.
-        ref = make_runner("tflite" if req.runner == "mcu" else req.runner, ref_model, ref_opts)
+        ref = make_runner(runner_entry(req.runner).reference, ref_model, ref_opts)
         ref.prepare()
         if len(ref.inputs) != len(runner.inputs):
             raise InputError(

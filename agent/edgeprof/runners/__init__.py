@@ -29,6 +29,14 @@ class RunnerEntry:
     module: str
     runner_class: str
     options_class: str
+    # The runner of the float twin (--reference): the same one, or the host's interpreter where
+    # the runner's target cannot run float models (the MCU firmware is int8 only).
+    reference_runner: str | None = None
+
+    @property
+    def reference(self) -> str:
+        """The runner name that runs this runner's float reference model."""
+        return self.reference_runner or self.name
 
     def load(self) -> tuple[type[Runner], type[OptionsType]]:
         """Import the module (and with it the runtime's wrapper) and return the two types."""
@@ -45,7 +53,7 @@ RUNNERS: dict[str, RunnerEntry] = {
     for e in (
         RunnerEntry("tflite", "edgeprof.runners.tflite", "TfliteRunner", "TfliteOptions"),
         RunnerEntry("tflm", "edgeprof.runners.tflm", "TflmRunner", "TflmOptions"),
-        RunnerEntry("mcu", "edgeprof.runners.mcu", "McuRunner", "McuOptions"),
+        RunnerEntry("mcu", "edgeprof.runners.mcu", "McuRunner", "McuOptions", "tflite"),
     )
 }
 RUNNER_NAMES = tuple(RUNNERS)
