@@ -176,3 +176,47 @@ def test_usb_without_the_device_is_a_clear_error() -> None:
         open_transport("usb:nothex")
     with pytest.raises(InputError, match="needs a board"):
         open_transport("usb:")
+
+
+def _run_one(link: Link, seq: int, boot: int) -> int:
+    """RUN 'dot' n=1 by hand up to its only RESULT (unacknowledged); returns the RESULT's index."""
+    link.transport.write(encode_frame(Msg.RUN, seq, boot, msgpack.packb({"w": "dot", "n": 1})))
+    while (f := link.receive(5.0)) is not None:
+        assert f.type != Msg.ERROR, msgpack.unpackb(f.payload)
+        if f.type == Msg.RESULT and f.seq == seq:
+            index: int = msgpack.unpackb(f.payload)["i"]
+            return index
+    raise AssertionError("no RESULT")
+
+
+def _answer(link: Link, seq: int) -> tuple[int, Any]:
+    """The device's reply to request ``seq`` (RESULT retransmissions of an earlier run skipped)."""
+    while (f := link.receive(5.0)) is not None:
+        if f.seq == seq:
+            return f.type, msgpack.unpackb(f.payload) if f.payload else {}
+    raise AssertionError(f"no reply to {seq}")
+
+
+def test_ack_and_the_next_request_in_one_write(dev: Device) -> None:
+    # The ACK that ends a run and the host's next request arrive in one read: the request is
+    # handled after the run, not refused E_BUSY as if the run were still going (issue 17, #1).
+    link, boot = dev.link, dev.link.boot or 0
+    for k in range(5):
+        seq = 1000 + 2 * k
+        index = _run_one(link, seq, boot)
+        ack = encode_frame(Msg.ACK, seq, boot, msgpack.packb({"i": index}))
+        ping = encode_frame(Msg.LOAD_BEGIN, seq + 1, boot, msgpack.packb({"kind": "input",
+                            "size": 3, "crc": zlib.crc32(b"xyz")}))  # fmt: skip
+        link.transport.write(ack + ping)
+        assert _answer(link, seq + 1)[0] == Msg.LOAD_BEGIN | 0x80
+
+
+def test_a_lost_last_ack_is_implied_by_the_next_request(dev: Device) -> None:
+    # The last RESULT's ACK never arrives; the host's next request shows it has the RESULT, so
+    # the device ends the run and answers the request (issue 17, #2), with nothing lost.
+    link, boot = dev.link, dev.link.boot or 0
+    _run_one(link, 1100, boot)  # no ACK sent
+    index = _run_one(link, 1101, boot)  # the next RUN: started and run, not E_BUSY
+    link.transport.write(encode_frame(Msg.ACK, 1101, boot, msgpack.packb({"i": index})))
+    results = [r.index for r in dev.run("dot", 3)]  # and the device is usable as usual
+    assert results == [0, 1, 2]

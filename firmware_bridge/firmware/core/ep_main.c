@@ -349,19 +349,27 @@ static void handle_frame(const ep_frame *f, int in_run);
 static uint16_t s_run_seq;
 static uint32_t s_run_index; /* index of the RESULT awaiting its ACK */
 static int s_run_acked, s_run_stopped;
+static int s_run_last; /* the RESULT awaiting its ACK is the run's last */
+/* A request that arrived while the last RESULT awaited its ACK: the host sends it only after it
+   has that RESULT, so it acknowledges it (the ACK itself was lost). It is handled once the run
+   has ended, as outside a run; its payload stays in the decoder's buffer until then, because
+   wait_ack() reads one byte at a time and feeds nothing after the frame that ends the wait. */
+static ep_frame s_deferred;
+static int s_deferred_valid;
 
 static wait_outcome wait_ack(void) {
     s_run_acked = s_run_stopped = 0;
     for (uint32_t tries = 0;; tries++) {
         uint32_t t0 = ep_port_millis();
         while (ep_port_millis() - t0 < EP_RESULT_RETX_MS) {
-            uint8_t buf[64];
-            int n = ep_port_read(buf, sizeof buf, EP_RESULT_RETX_MS - (ep_port_millis() - t0));
+            /* One byte at a time: the bytes after the frame that ends this wait (the host's next
+               request, often in the same write as the ACK) belong to the main loop, outside the
+               run; decoded here they would be refused E_BUSY. */
+            uint8_t byte;
+            int n = ep_port_read(&byte, 1, EP_RESULT_RETX_MS - (ep_port_millis() - t0));
             if (n < 0) return WAIT_GAVE_UP;
-            for (int k = 0; k < n; k++) {
-                ep_frame f;
-                if (ep_decoder_feed(&s_dec, buf[k], &f)) handle_frame(&f, 1);
-            }
+            ep_frame f;
+            if (n == 1 && ep_decoder_feed(&s_dec, byte, &f)) handle_frame(&f, 1);
             if (s_run_stopped) return WAIT_STOPPED;
             if (s_run_acked) return WAIT_ACKED;
         }
@@ -516,6 +524,7 @@ static void cmd_run(uint16_t seq, ep_payload pl) {
             return;
         }
         s_run_index = i;
+        s_run_last = i + 1u == (uint32_t)n;
         s_stream_len = encode_result(i, t1 - t0, layers, with_out);
         send_wire(s_stream, s_stream_len);
         wait_outcome out = wait_ack();
@@ -585,6 +594,12 @@ static void dispatch(const ep_frame *f, int in_run) {
         case EP_T_PING: cmd_ping(f->seq, pl); break;
         case EP_T_TELEMETRY: cmd_telemetry(f->seq); break;
         default:
+            if (s_run_last && !s_deferred_valid) { /* the lost last ACK: see s_deferred */
+                s_deferred = *f;
+                s_deferred_valid = 1;
+                s_run_acked = 1;
+                break;
+            }
             reply_error(f->type, f->seq, EP_E_BUSY, "busy running; send STOP first", 0, 0);
             break;
         }
@@ -608,7 +623,13 @@ static void dispatch(const ep_frame *f, int in_run) {
 void ep_core_feed(const uint8_t *p, size_t n) {
     for (size_t k = 0; k < n; k++) {
         ep_frame f;
-        if (ep_decoder_feed(&s_dec, p[k], &f)) handle_frame(&f, 0);
+        if (!ep_decoder_feed(&s_dec, p[k], &f)) continue;
+        handle_frame(&f, 0);
+        while (s_deferred_valid) { /* before the next byte overwrites its payload */
+            f = s_deferred;
+            s_deferred_valid = 0;
+            handle_frame(&f, 0);
+        }
     }
 }
 
