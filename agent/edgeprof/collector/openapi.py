@@ -72,6 +72,7 @@ _TOKEN = {
         "role": {"type": "string", "enum": ["device", "pipeline", "admin"]},
         "created_ns": {"type": "integer"},
         "revoked_ns": {"type": "integer", "nullable": True},
+        "devices": {"type": "array", "items": {"type": "string"}},
         "token": {"type": "string"},
     },
 }
@@ -164,8 +165,16 @@ def openapi_document() -> dict[str, Any]:
                         "409": _err("a different report with this id is stored"),
                         "413": _err("body over the size limit"),
                         "415": _err("not application/msgpack"),
-                        "422": _err("unknown schema version, failed validation, bad signature"),
+                        "422": _err(
+                            "unknown schema version, failed validation, unsigned, no Ed25519 "
+                            "signature, signature mismatch"
+                        ),
                         **_AUTH_ERRORS,
+                        "403": _err(
+                            "a device token may not upload this: not bound to the device the "
+                            "report names, no enrolled key of that device signed it, or a board "
+                            "the device may not report"
+                        ),
                     },
                 },
                 "get": {
@@ -420,6 +429,12 @@ def openapi_document() -> dict[str, Any]:
                                             "enum": ["device", "pipeline", "admin"],
                                         },
                                         "name": {"type": "string", "pattern": NAME_PATTERN},
+                                        "devices": {
+                                            "type": "array",
+                                            "items": {"type": "string"},
+                                            "description": "device tokens: the device ids "
+                                            "it may upload reports for (required)",
+                                        },
                                     },
                                 }
                             }
@@ -434,7 +449,7 @@ def openapi_document() -> dict[str, Any]:
                                 }
                             },
                         },
-                        "400": _err("bad role or name"),
+                        "400": _err("bad role, name or devices"),
                         "413": _err("body over the size limit"),
                         **_AUTH_ERRORS,
                     },
