@@ -11,7 +11,7 @@ from typing import Any
 
 from edgeprof import __version__
 from edgeprof.collector.repository import CURSOR_PATTERN, SHA256_PATTERN, UUID_PATTERN
-from edgeprof.collector.tokens import NAME_PATTERN
+from edgeprof.collector.tokens import DEVICE_ID_PATTERN, NAME_PATTERN
 
 _TEXT = {"type": "string", "maxLength": 256, "pattern": "^[^\\x00]*$"}
 _NS = {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
@@ -421,21 +421,38 @@ def openapi_document() -> dict[str, Any]:
                         "content": {
                             "application/json": {
                                 "schema": {
-                                    "type": "object",
-                                    "required": ["role", "name"],
-                                    "properties": {
-                                        "role": {
-                                            "type": "string",
-                                            "enum": ["device", "pipeline", "admin"],
+                                    "oneOf": [
+                                        {
+                                            "type": "object",
+                                            "required": ["role", "name", "devices"],
+                                            "properties": {
+                                                "role": {"type": "string", "enum": ["device"]},
+                                                "name": {"type": "string", "pattern": NAME_PATTERN},
+                                                "devices": {
+                                                    "type": "array",
+                                                    "minItems": 1,
+                                                    "items": {
+                                                        "type": "string",
+                                                        "pattern": DEVICE_ID_PATTERN,
+                                                    },
+                                                    "description": "the device ids whose reports "
+                                                    "it may upload",
+                                                },
+                                            },
                                         },
-                                        "name": {"type": "string", "pattern": NAME_PATTERN},
-                                        "devices": {
-                                            "type": "array",
-                                            "items": {"type": "string"},
-                                            "description": "device tokens: the device ids "
-                                            "it may upload reports for (required)",
+                                        {
+                                            "type": "object",
+                                            "required": ["role", "name"],
+                                            "properties": {
+                                                "role": {
+                                                    "type": "string",
+                                                    "enum": ["pipeline", "admin"],
+                                                },
+                                                "name": {"type": "string", "pattern": NAME_PATTERN},
+                                                "devices": {"type": "array", "maxItems": 0},
+                                            },
                                         },
-                                    },
+                                    ]
                                 }
                             }
                         },

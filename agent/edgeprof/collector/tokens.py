@@ -91,16 +91,20 @@ def parse_role(value: str) -> Role:
 
 
 DEVICE_ID_MAX = 256
+DEVICE_ID_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]{1,256}$"
+_DEVICE_ID_RE = re.compile(DEVICE_ID_PATTERN)
 
 
 def check_device_id(device_id: str) -> str:
     """A device id as reports carry it: 1 to 256 characters, no control characters."""
-    if not 0 < len(device_id) <= DEVICE_ID_MAX:
-        raise InputError(f"a device id is 1 to {DEVICE_ID_MAX} characters")
-    if any(
-        ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or 0xD800 <= ord(c) <= 0xDFFF for c in device_id
-    ):
-        raise InputError(f"device id {device_id[:60]!r} holds control characters")
+    try:
+        device_id.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError("a device id must be valid Unicode text") from None
+    if not _DEVICE_ID_RE.fullmatch(device_id):
+        raise InputError(
+            f"a device id is 1 to {DEVICE_ID_MAX} characters without control characters"
+        )
     return device_id
 
 
