@@ -68,7 +68,7 @@ def serve(db: str | None, host: str, port: int, max_body_bytes: int, access_log:
 
 @click.group("collector")
 def collector_group() -> None:
-    """Administer a collector's database: tokens, enrolled devices and their keys, migrations."""
+    """Administer a collector's database: tokens, trusted signing keys, migrations."""
 
 
 @collector_group.command("migrate")
