@@ -38,6 +38,7 @@ from _common import abab, save, summary
 
 from edgeprof.collector.db import make_engine, open_database, report_bodies, report_tags, reports
 from edgeprof.collector.ingest import IngestRow, check_signature, decode_upload, index_row
+from edgeprof.collector.tokens import authenticate
 from edgeprof.report.codec import encode, uuid7
 from edgeprof.report.signing import sign
 from edgeprof.testing.collector_server import Deployment, deploy, fresh_database
@@ -52,11 +53,14 @@ Item = tuple[bytes, IngestRow]
 def make_bodies(n: int, size: int, d: Deployment) -> list[Item]:
     """n distinct signed reports of about ``size`` bytes, and the rows they index to."""
     out = []
+    token = authenticate(d.engine, d.device_token)
+    assert token is not None
     with d.engine.connect() as conn:
         for i in range(n):
             body = d.signed(minimal_report(padding=max(0, size - 2500), tags={"i": str(i)}))
             wire, report = decode_upload(body)
-            out.append((body, index_row(report, body, check_signature(conn, wire))))
+            signer = check_signature(conn, wire, report, token.id)
+            out.append((body, index_row(report, body, signer)))
     return out
 
 

@@ -14,7 +14,10 @@ from click.testing import CliRunner
 from edgeprof.cli import main
 from edgeprof.cli.report import keys_group, report_group
 from edgeprof.report.codec import encode
-from edgeprof.report.signing import Keys, init_keys, sign
+from edgeprof.report.signing import Keys, _ed25519_available, init_keys, sign
+from edgeprof.testing.reports import make_report
+
+HAVE_ED25519 = _ed25519_available()
 
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
 GOLDEN = GOLDEN_DIR / "report_v1_0.msgpack"
@@ -46,14 +49,14 @@ def test_show_summarizes_the_golden_report() -> None:
     assert "p99" in out
     assert "VDD_IN" in out
     assert "warning    only 5 samples" in out
-    assert "hmac_sha256 not checked (no HMAC key" in out
+    assert "hmac_sha256 unverified (no HMAC key" in out
 
 
 def test_verify_exit_codes(tmp_path: Path) -> None:
     assert invoke("report", "verify", str(GOLDEN), "--hmac-key", str(TEST_KEY))[0] == 0
     code, out, _ = invoke("report", "verify", str(GOLDEN))  # no key here: nothing verified
     assert code == 1
-    assert "not checked" in out
+    assert "unverified" in out
     bad = tmp_path / "bad.msgpack"
     bad.write_bytes(GOLDEN.read_bytes().replace(b"golden", b"GOLDEN"))
     code, out, _ = invoke("report", "verify", str(bad), "--hmac-key", str(TEST_KEY))
@@ -108,3 +111,55 @@ def test_keys_init_show_and_verify_with_device_keys(key_dir: Path, tmp_path: Pat
     spec.loader.exec_module(mg)
     signed.write_bytes(encode(sign(mg.build_report(), Keys(key_dir, hmac_key=keys.hmac_key))))
     assert invoke("report", "verify", str(signed))[0] == 0
+
+
+@pytest.mark.skipif(not HAVE_ED25519, reason="cryptography is not installed")
+def test_verify_trusts_this_devices_key_and_the_trust_given(key_dir: Path, tmp_path: Path) -> None:
+    own = init_keys()
+    mine = tmp_path / "mine.msgpack"
+    mine.write_bytes(encode(sign(make_report(), Keys(key_dir, ed25519_seed=own.ed25519_seed))))
+    code, out, _ = invoke("report", "verify", str(mine))
+    assert code == 0, out
+    assert "ed25519 verified (this device's key)" in out
+
+    rig = init_keys(directory=tmp_path / "rig-keys")
+    theirs = tmp_path / "theirs.msgpack"
+    theirs.write_bytes(encode(sign(make_report(), rig)))
+    code, out, _ = invoke("report", "verify", str(theirs))
+    assert code == 1
+    assert "ed25519 unverified" in out
+    assert "ed25519 verified" not in out
+    assert "FAILED" not in out  # another device's HMAC key is not a mismatch
+    trust = tmp_path / "trust"
+    trust.mkdir()
+    pub = (tmp_path / "rig-keys" / "ed25519.pub").read_text()
+    (trust / "rig-7.pub").write_text(pub.split()[0] + " " + pub.split()[1] + " rig-7\n")
+    for source in (str(trust), str(trust / "rig-7.pub"), pub.split()[1]):
+        code, out, _ = invoke("report", "verify", str(theirs), "--trust", source)
+        assert code == 0, (source, out)
+        assert "ed25519 verified (trusted:" in out
+    # the trust store in the config dir, when no --trust is given
+    cfg = tmp_path / "cfg"
+    (cfg / "edgeprof" / "trust").mkdir(parents=True)
+    (cfg / "edgeprof" / "trust" / "rig-7.pub").write_text(pub)
+    result = CliRunner(env={"XDG_CONFIG_HOME": str(cfg)}).invoke(
+        main, ["report", "verify", str(theirs)]
+    )
+    assert result.exit_code == 0, result.output
+    code, _, err = invoke("report", "verify", str(theirs), "--trust", str(tmp_path / "nope"))
+    assert code == 2
+    assert "no such trust file" in err
+
+
+def test_keys_show_exit_code_and_init_if_missing(key_dir: Path) -> None:
+    code, out, _ = invoke("keys", "show")
+    assert code == 1
+    assert "no keys in" in out
+    assert invoke("keys", "init", "--if-missing")[0] == 0
+    first = (key_dir / "hmac.key").read_bytes()
+    assert invoke("keys", "init", "--if-missing")[0] == 0  # idempotent: nothing replaced
+    assert (key_dir / "hmac.key").read_bytes() == first
+    code, out, _ = invoke("keys", "show")
+    assert code == 0
+    if HAVE_ED25519:
+        assert "ed25519.pub" in out

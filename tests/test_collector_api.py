@@ -164,9 +164,21 @@ def test_admin_manages_tokens_and_revocation_is_immediate(collector: Deployment)
         body=json.dumps({"role": "device", "name": "rig-7"}).encode(),
         ctype="application/json",
     )
+    assert status == 400  # a device token is bound to its device(s)
+    assert "device id" in json.loads(data)["error"]
+    status, data, _ = collector.request(
+        "POST",
+        "/v1/tokens",
+        token=collector.admin_token,
+        body=json.dumps(
+            {"role": "device", "name": "rig-7", "devices": ["machine-id:test"]}
+        ).encode(),
+        ctype="application/json",
+    )
     assert status == 201
     made = json.loads(data)
     assert made["role"] == "device"
+    assert made["devices"] == ["machine-id:test"]
     assert made["token"].startswith("epd_")
     assert collector.upload(collector.signed(minimal_report()), token=made["token"])[0] == 201
     status, listed = collector.get_json("/v1/tokens", token=collector.admin_token)
@@ -202,6 +214,11 @@ def _invalid(collector: Deployment) -> bytes:
     return bytes(msgpack.packb(wire, use_bin_type=True))
 
 
+def _hmac_only(collector: Deployment) -> bytes:
+    keys = Keys(collector.keys.directory, hmac_key=collector.keys.hmac_key)
+    return encode(sign(minimal_report(), keys))
+
+
 def _foreign_key(collector: Deployment, tmp: Any) -> bytes:
     other: Keys = init_keys(directory=tmp / "other-keys")
     return encode(sign(minimal_report(), other))
@@ -217,7 +234,8 @@ def _foreign_key(collector: Deployment, tmp: Any) -> bytes:
         (lambda c, t: _invalid(c), 422, "fails validation"),
         (lambda c, t: encode(minimal_report()), 422, "unsigned"),
         (lambda c, t: _tampered(c), 422, "signature mismatch"),
-        (lambda c, t: _foreign_key(c, t), 422, "not signed by a key this collector trusts"),
+        (lambda c, t: _hmac_only(c), 422, "no Ed25519 signature"),
+        (lambda c, t: _foreign_key(c, t), 403, "is not enrolled"),
     ],
 )
 def test_bad_uploads_are_refused_with_a_reason_and_nothing_stored(

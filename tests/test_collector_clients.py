@@ -11,6 +11,7 @@ from pathlib import Path
 import msgpack
 import pytest
 
+from edgeprof.report.signing import init_keys
 from edgeprof.report.store import save_report
 from edgeprof.testing.collector_server import Deployment
 from edgeprof.testing.sample_reports import minimal_report
@@ -94,18 +95,51 @@ def test_pull_with_a_device_token_is_refused_with_a_reason(
     assert "Traceback" not in result.stderr
 
 
-def test_token_and_key_administration(collector: Deployment, tmp_path: Path) -> None:
+def test_token_device_and_key_administration(collector: Deployment, tmp_path: Path) -> None:
     db = collector.server.db
-    made = edgeprof("collector", "token", "create", "--db", db, "--role", "device", "--name", "x")
+    unbound = edgeprof(
+        "collector", "token", "create", "--db", db, "--role", "device", "--name", "x"
+    )
+    assert unbound.returncode == 2
+    assert "--device ID" in unbound.stderr
+    made = edgeprof(
+        "collector",
+        "token",
+        "create",
+        "--db",
+        db,
+        "--role",
+        "device",
+        "--device",
+        "machine-id:test",
+    )
     assert made.returncode == 0, made.stderr
     secret = made.stdout.strip()
     assert secret.startswith("epd_")
     assert collector.upload(collector.signed(minimal_report()), token=secret)[0] == 201
+    # the token uploads for its device only; binding another device lets it upload for that one
+    other = minimal_report(device="machine-id:0123456789abcdef")
+    status, answer = collector.upload(collector.signed(other), token=secret)
+    assert status == 403
+    assert "not for device 'machine-id:0123456789abcdef'" in answer["error"]
 
     listed = edgeprof("collector", "token", "list", "--db", db, "--json")
-    mine = [t for t in json.loads(listed.stdout) if t["name"] == "x"]
+    mine = [t for t in json.loads(listed.stdout) if t["name"] == "machine-id:test"]
     assert len(mine) == 1
+    assert mine[0]["devices"] == ["machine-id:test"]
     assert secret not in listed.stdout
+    bound = edgeprof(
+        "collector",
+        "token",
+        "bind",
+        "--db",
+        db,
+        mine[0]["id"],
+        "--device",
+        other["device"]["device_id"],
+    )
+    assert bound.returncode == 0, bound.stderr
+    assert collector.upload(collector.signed(other), token=secret)[0] == 201
     revoked = edgeprof("collector", "token", "revoke", "--db", db, mine[0]["id"])
     assert revoked.returncode == 0
     assert collector.upload(collector.signed(minimal_report()), token=secret)[0] == 401
@@ -113,19 +147,31 @@ def test_token_and_key_administration(collector: Deployment, tmp_path: Path) -> 
     bad = edgeprof("collector", "token", "create", "--db", db, "--role", "root", "--name", "y")
     assert bad.returncode == 2
 
+    # a new device: enrolled from its keys directory, bound to a board
+    rig = tmp_path / "rig-keys"
+    init_keys(directory=rig)
+    enrolled = edgeprof(
+        "collector", "device", "enrol", "--db", db, "--device-id", "rig-9", "--key-from", str(rig),
+        "--board", "raspberry-pi-5",
+    )  # fmt: skip
+    assert enrolled.returncode == 0, enrolled.stderr
+    devices = json.loads(edgeprof("collector", "device", "list", "--db", db, "--json").stdout)
+    rig9 = next(d for d in devices if d["device_id"] == "rig-9")
+    assert rig9["boards"] == ["raspberry-pi-5"]
+    assert "hmac" not in json.dumps(devices)
+    gone = edgeprof(
+        "collector", "key", "add", "--db", db, "--name", "x", "--from-key-dir", str(rig)
+    )
+    assert gone.returncode == 2
+    assert "device enrol" in gone.stderr
+
     keys = edgeprof("collector", "key", "list", "--db", db)
-    assert "test-device" in keys.stdout
+    assert "machine-id:test" in keys.stdout
     kid = keys.stdout.split()[0]
     assert edgeprof("collector", "key", "revoke", "--db", db, kid).returncode == 0
     status, answer = collector.upload(collector.signed(minimal_report()))
-    if "hmac_sha256" in keys.stdout.splitlines()[0]:
-        # the Ed25519 key still vouches for the device; revoke it too
-        assert status == 201
-        kid2 = keys.stdout.splitlines()[1].split()[0]
-        assert edgeprof("collector", "key", "revoke", "--db", db, kid2).returncode == 0
-        status, answer = collector.upload(collector.signed(minimal_report()))
-    assert status == 422
-    assert "trusts" in answer["error"]
+    assert status == 403
+    assert "is not enrolled" in answer["error"]
 
 
 def test_serve_refuses_a_bad_database_url_in_one_line(tmp_path: Path) -> None:

@@ -287,8 +287,10 @@ def test_hmac_sign_verify_and_tamper() -> None:
     bad = verify(tampered, hmac_key=TEST_KEY)
     assert not bad.ok
     assert "hmac_sha256 FAILED" in bad.message()
+    # Another device's HMAC key: not checkable here (unverified), not a mismatch.
     other = verify(signed, hmac_key=b"\x01" * 32)
-    assert "signed with key" in other.failed["hmac_sha256"]
+    assert not other.ok
+    assert "signed with HMAC key" in other.unchecked["hmac_sha256"]
     unchecked = verify(signed)
     assert not unchecked.ok
     assert "hmac_sha256" in unchecked.unchecked
@@ -310,8 +312,16 @@ def test_ed25519_sign_verify_and_tamper() -> None:
     result = verify(tampered, hmac_key=TEST_KEY, trusted_public_keys=[pub])
     assert set(result.failed) == {"hmac_sha256", "ed25519"}
     assert "ed25519 FAILED (signature does not match" in result.message()
-    untrusted = verify(signed, trusted_public_keys=[b"\x00" * 32])
-    assert "not trusted" in untrusted.failed["ed25519"]
+    # A matching signature by a key nobody trusts proves nothing: unverified, never verified.
+    for trust in ([b"\x00" * 32], None):
+        untrusted = verify(signed, trusted_public_keys=trust)
+        assert untrusted.verified == []
+        assert not untrusted.failed
+        assert "not in the trust store" in untrusted.unchecked["ed25519"]
+        assert "ed25519 unverified" in untrusted.message()
+    named = verify(signed, trusted_public_keys={pub: "rig-7"})
+    assert named.verified == ["ed25519"]
+    assert "ed25519 verified (rig-7)" in named.message()
 
 
 # --- keys on disk -------------------------------------------------------------------------------
@@ -327,14 +337,23 @@ def test_init_keys_creates_private_files_and_refuses_overwrite(
     assert keys.hmac_key is not None
     assert len(keys.hmac_key) == 32
     assert stat.S_IMODE(d.stat().st_mode) == 0o700
-    for f in d.iterdir():
-        assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
+    for f in d.iterdir():  # secrets 0600; the public key is for others to read
+        assert stat.S_IMODE(f.stat().st_mode) == (0o644 if f.suffix == ".pub" else 0o600), f
     assert (d / "ed25519.key").exists() == HAVE_ED25519
     with pytest.raises(InputError, match=r"exists.*--force"):
         init_keys()
     again = init_keys(force=True)
     assert again.hmac_key != keys.hmac_key
     assert load_keys().hmac_key == again.hmac_key
+    # --if-missing keeps what is there and adds only what is not
+    assert init_keys(if_missing=True).hmac_key == again.hmac_key
+    (d / "hmac.key").unlink()
+    added = init_keys(if_missing=True)
+    assert added.hmac_key is not None
+    assert added.ed25519_seed == again.ed25519_seed
+    if HAVE_ED25519:
+        pub = (d / "ed25519.pub").read_text()
+        assert pub.startswith(f"ed25519 {again.ed25519_public_key.hex()}")  # type: ignore[union-attr]
 
 
 def test_key_dir_follows_xdg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,6 +13,8 @@ import pytest
 
 import edgeprof.models
 from edgeprof.report.codec import decode_wire, uuid7
+from edgeprof.report.signing import load_keys
+from edgeprof.testing.collector_server import deploy, fresh_database
 from edgeprof.testing.standin_collector import StandinCollector
 from edgeprof.uplink.spool import push
 
@@ -78,6 +80,8 @@ def test_run_upload_with_the_collector_down_keeps_the_report(tmp_path: Path) -> 
 
 
 def test_only_reports_whose_signature_verifies_are_accepted(tmp_path: Path) -> None:
+    """The real collector, the device enrolled by its public key (ed25519.pub): the signed
+    report is stored, a copy edited after signing is refused (and filed under rejected/)."""
     keys = tmp_path / "keys"
     env = {**os.environ, "EDGEPROF_KEY_DIR": str(keys)}
     subprocess.run(
@@ -87,18 +91,26 @@ def test_only_reports_whose_signature_verifies_are_accepted(tmp_path: Path) -> N
         capture_output=True,
         timeout=60,
     )
-    store, up = tmp_path / "store", tmp_path / "up"
+    store = tmp_path / "store"
     proc = run_mlp(tmp_path, store)
     assert proc.returncode == 0, proc.stderr
     good_id = json.loads(proc.stdout)["report_id"]
-    # A second report, tampered after signing: a new report id, the old signature kept.
     wire = decode_wire((store / f"{good_id}.msgpack").read_bytes())
+    device_id = wire["device"]["device_id"]
+    # A second report, tampered after signing: a new report id, the old signature kept.
     wire["report_id"] = bad_id = uuid7()
     (store / f"{bad_id}.msgpack").write_bytes(msgpack.packb(wire, use_bin_type=True))
-    with StandinCollector(up, TOKEN, hmac_key_file=keys / "hmac.key") as collector:
-        result = push(store, collector.url, TOKEN)
-        stored = collector.stored_ids()
-    assert stored == [good_id]
+    with fresh_database("sqlite", tmp_path) as db:
+        d = deploy(db, tmp_path)
+        try:
+            _, token = d.enrol(device_id, keys=load_keys(keys))
+            with d.server:
+                result = push(store, d.url, token)
+                status, page = d.get_json("/v1/reports")
+        finally:
+            d.engine.dispose()
+    assert status == 200
+    assert [r["id"] for r in page["reports"]] == [good_id]
     assert result.sent == 1
     assert result.rejected == 1
     reason = (store / "rejected" / f"{bad_id}.msgpack.reason.txt").read_text()

@@ -22,7 +22,7 @@ _DB_HELP = (
 
 def _need_extra() -> None:
     missing = []
-    for module in ("sqlalchemy", "starlette", "uvicorn", "prometheus_client"):
+    for module in ("sqlalchemy", "starlette", "uvicorn", "prometheus_client", "cryptography"):
         try:
             __import__(module)
         except ImportError:
@@ -89,30 +89,64 @@ def token_group() -> None:
 @token_group.command("create")
 @_db_option
 @click.option("--role", type=click.Choice(["device", "pipeline", "admin"]), required=True)
-@click.option("--name", required=True, help="Who holds it, e.g. the device or rig name.")
+@click.option(
+    "--device",
+    "devices",
+    multiple=True,
+    metavar="ID",
+    help="Device tokens: the device id it uploads for (repeatable; required for --role device).",
+)
+@click.option("--name", help="Who holds it, e.g. the rig name (default: the first --device).")
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the token to this file (mode 0600) instead of stdout.",
 )
-def token_create(db: str | None, role: str, name: str, out: Path | None) -> None:
+def token_create(
+    db: str | None, role: str, devices: tuple[str, ...], name: str | None, out: Path | None
+) -> None:
     """Create a token; the secret is shown once (only its hash is stored)."""
     from edgeprof.atomic import write_atomic
     from edgeprof.collector.tokens import create_token, parse_role
 
+    if name is None:
+        if not devices:
+            raise InputError("--name: who holds the token")
+        name = devices[0][:128]
     engine = _engine(db)
-    info, secret = create_token(engine, parse_role(role), name)
-    engine.dispose()
+    try:
+        info, secret = create_token(engine, parse_role(role), name, devices)
+    finally:
+        engine.dispose()
+    bound = f", for {', '.join(info.devices)}" if info.devices else ""
     if out is not None:
         try:
             write_atomic(out, (secret + "\n").encode())
             out.chmod(0o600)
         except OSError as exc:
             raise InputError(f"cannot write {out}: {exc.strerror or exc}") from None
-        click.echo(f"token {info.id} ({info.role.value}, {info.name}) written to {out}", err=True)
+        click.echo(
+            f"token {info.id} ({info.role.value}, {info.name}{bound}) written to {out}", err=True
+        )
     else:
         click.echo(secret)
-        click.echo(f"token {info.id} ({info.role.value}, {info.name}): shown once", err=True)
+        click.echo(f"token {info.id} ({info.role.value}, {info.name}{bound}): shown once", err=True)
+
+
+@token_group.command("bind")
+@_db_option
+@click.argument("token_id")
+@click.option("--device", "devices", multiple=True, required=True, metavar="ID")
+def token_bind(db: str | None, token_id: str, devices: tuple[str, ...]) -> None:
+    """Let a device token upload for more devices (tokens made before schema 2 need this)."""
+    from edgeprof.collector.tokens import bind_token
+
+    engine = _engine(db)
+    try:
+        info = bind_token(engine, token_id, devices)
+    finally:
+        engine.dispose()
+    click.echo(f"token {info.id} ({info.name}) uploads for {', '.join(info.devices)}")
 
 
 @token_group.command("list")
@@ -130,7 +164,8 @@ def token_list(db: str | None, as_json: bool) -> None:
         return
     for t in found:
         state = "revoked" if t.revoked_ns else "active"
-        click.echo(f"{t.id}  {t.role.value:<8}  {state:<7}  {t.name}")
+        devices = f"  devices: {', '.join(t.devices)}" if t.devices else ""
+        click.echo(f"{t.id}  {t.role.value:<8}  {state:<7}  {t.name}{devices}")
 
 
 @token_group.command("revoke")
@@ -146,73 +181,110 @@ def token_revoke(db: str | None, token_id: str) -> None:
     click.echo(f"revoked {info.id} ({info.role.value}, {info.name})")
 
 
+@collector_group.group("device")
+def device_group() -> None:
+    """Device identity: the Ed25519 public keys (and boards) each device id may report with."""
+
+
+@device_group.command("enrol")
+@_db_option
+@click.option("--device-id", required=True, help="The device id its reports carry.")
+@click.option(
+    "--key-from",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="The device's `edgeprof keys` directory (its ed25519.pub is read; no secret is).",
+)
+@click.option("--public-key", metavar="FILE|HEX", help="Its ed25519.pub file, or the key in hex.")
+@click.option(
+    "--board", "boards", multiple=True, help="A board it may report (repeatable; default: any)."
+)
+def device_enrol(
+    db: str | None,
+    device_id: str,
+    key_from: Path | None,
+    public_key: str | None,
+    boards: tuple[str, ...],
+) -> None:
+    """Bind a device's Ed25519 public key to its device id: its reports are accepted from now."""
+    from edgeprof.collector import keys as identity
+
+    if (key_from is None) == (public_key is None):
+        raise InputError("give one of --key-from DIR or --public-key FILE|HEX")
+    public = (
+        identity.public_key_from_dir(key_from)
+        if key_from is not None
+        else identity.public_key_from(str(public_key))
+    )
+    engine = _engine(db)
+    try:
+        key = identity.enrol_device(engine, device_id, public, boards)
+    finally:
+        engine.dispose()
+    where = f" on board(s) {', '.join(boards)}" if boards else ""
+    click.echo(f"enrolled ed25519 key {key.key_id} for device {device_id}{where}")
+
+
+@device_group.command("list")
+@_db_option
+@click.option("--json", "as_json", is_flag=True)
+def device_list(db: str | None, as_json: bool) -> None:
+    """Enrolled devices, their keys and boards."""
+    from edgeprof.collector.keys import list_devices
+
+    engine = _engine(db)
+    found = list_devices(engine)
+    engine.dispose()
+    if as_json:
+        click.echo(json.dumps([d.as_dict() for d in found]))
+        return
+    for d in found:
+        boards = ", ".join(d.boards) or "any board"
+        for k in d.keys:
+            state = "revoked" if k.revoked_ns else "active"
+            click.echo(f"{k.key_id}  ed25519  {state:<7}  {d.device_id}  ({boards})")
+
+
 @collector_group.group("key")
 def key_group() -> None:
-    """Signing keys this collector trusts (reports signed by others are refused)."""
+    """Enrolled signing keys (enrol with `edgeprof collector device enrol`)."""
 
 
-@key_group.command("add")
-@_db_option
-@click.option("--name", required=True, help="Which device the key belongs to.")
-@click.option(
-    "--from-key-dir",
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    help="A device's `edgeprof keys` directory: enrol its HMAC key and Ed25519 public key.",
-)
-@click.option("--hmac-key-file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.option("--ed25519-public-key", metavar="HEX", help="32-byte public key in hex.")
-def key_add(
-    db: str | None,
-    name: str,
-    from_key_dir: Path | None,
-    hmac_key_file: Path | None,
-    ed25519_public_key: str | None,
-) -> None:
-    """Enrol a device's signing key(s)."""
-    from edgeprof.collector import keys as trust
-
-    pairs: list[tuple[str, bytes]] = []
-    if from_key_dir is not None:
-        pairs += trust.keys_from_dir(from_key_dir)
-    if hmac_key_file is not None:
-        try:
-            pairs.append((trust.HMAC, hmac_key_file.read_bytes()))
-        except OSError as exc:
-            raise InputError(f"cannot read {hmac_key_file}: {exc.strerror or exc}") from None
-    if ed25519_public_key is not None:
-        try:
-            pairs.append((trust.ED25519, bytes.fromhex(ed25519_public_key)))
-        except ValueError:
-            raise InputError("--ed25519-public-key: not hex") from None
-    if not pairs:
-        raise InputError("give --from-key-dir, --hmac-key-file or --ed25519-public-key")
-    engine = _engine(db)
-    for kind, material in pairs:
-        key = trust.add_key(engine, kind, material, name)
-        click.echo(f"trusted {key.kind} key {key.key_id} ({name})")
-    engine.dispose()
+@key_group.command("add", hidden=True, context_settings={"ignore_unknown_options": True})
+@click.argument("ignored", nargs=-1, type=click.UNPROCESSED)
+def key_add(ignored: tuple[str, ...]) -> None:
+    """Gone in schema 2: keys are bound to a device id now."""
+    raise InputError(
+        "`collector key add` is gone: a key is enrolled for a device id now, with "
+        "`edgeprof collector device enrol --device-id ID --key-from DIR` (HMAC keys stay on "
+        "the device)"
+    )
 
 
 @key_group.command("list")
 @_db_option
 def key_list(db: str | None) -> None:
-    """The trusted keys."""
-    from edgeprof.collector.keys import list_keys
+    """The live enrolled keys: key id, kind, device id."""
+    from edgeprof.collector.keys import list_devices
 
     engine = _engine(db)
-    for key in list_keys(engine):
-        click.echo(f"{key.key_id}  {key.kind:<11}  {key.name}")
+    for d in list_devices(engine):
+        for k in d.keys:
+            if k.revoked_ns is None:
+                click.echo(f"{k.key_id}  ed25519  {d.device_id}")
     engine.dispose()
 
 
 @key_group.command("revoke")
 @_db_option
 @click.argument("key_id")
-def key_revoke(db: str | None, key_id: str) -> None:
+@click.option("--device-id", help="Only for this device (default: every device it signs for).")
+def key_revoke(db: str | None, key_id: str, device_id: str | None) -> None:
     """Stop trusting a key (stored reports stay stored)."""
     from edgeprof.collector.keys import revoke_key
 
     engine = _engine(db)
-    revoke_key(engine, key_id)
-    engine.dispose()
-    click.echo(f"revoked key {key_id}")
+    try:
+        n = revoke_key(engine, key_id, device_id)
+    finally:
+        engine.dispose()
+    click.echo(f"revoked key {key_id} ({n} device binding{'s' if n != 1 else ''})")

@@ -79,7 +79,20 @@ def gate_group() -> None:
     help="With --collector: the N runs of the same model and board before the candidate.",
 )
 @click.option("--audit-log", type=_FILE, help="Append the decision to this hash-chained log.")
-@click.option("--allow-unsigned", is_flag=True, help="Gate reports without a verified signature.")
+@click.option(
+    "--allow-unsigned",
+    is_flag=True,
+    help="Gate report files without a verified signature (unsigned, or unverified: signed by a "
+    "key outside the trust store).",
+)
+@click.option(
+    "--trust",
+    multiple=True,
+    metavar="FILE|DIR",
+    help="Trusted Ed25519 public keys for report files: a .pub or trust file, a directory of "
+    "*.pub, or a key in hex (repeatable; default: $XDG_CONFIG_HOME/edgeprof/trust/; this "
+    "device's own key is always trusted).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable decision on stdout.")
 @click.option("--collector", "collector_url", help="Pull reports from this collector (base URL).")
 @click.option("--token", default=None, help="Pipeline token for --collector (prefer a file).")
@@ -105,6 +118,7 @@ def check(
     drift_window: int | None,
     audit_log: Path | None,
     allow_unsigned: bool,
+    trust: tuple[str, ...],
     as_json: bool,
     collector_url: str | None,
     token: str | None,
@@ -131,6 +145,7 @@ def check(
             drift_window=drift_window,
             audit_log=audit_log,
             allow_unsigned=allow_unsigned,
+            trust=trust,
             collector=query,
             stray_filters=bool(clean or tag),
         )

@@ -23,6 +23,7 @@ from edgeprof.errors import InputError
 from edgeprof.report.codec import decode_wire, from_wire
 from edgeprof.report.signing import (
     ED25519_FILE,
+    ED25519_PUBLIC_FILE,
     HMAC_FILE,
     Keys,
     VerifyResult,
@@ -31,6 +32,7 @@ from edgeprof.report.signing import (
     load_keys,
     verify_wire,
 )
+from edgeprof.report.trust import load_trust
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 
@@ -45,8 +47,10 @@ def _load(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return from_wire(wire, str(path)), wire
 
 
-def _check(wire: dict[str, Any], keys: Keys | None, trusted: list[bytes] | None) -> VerifyResult:
-    return verify_wire(wire, keys if keys is not None else load_keys(), trusted_public_keys=trusted)
+def _check(wire: dict[str, Any], keys: Keys, trust: tuple[str, ...] = ()) -> VerifyResult:
+    """Signatures checked with this device's keys, its own Ed25519 key trusted, and ``trust``
+    (else the trust store): :mod:`edgeprof.report.trust`."""
+    return verify_wire(wire, keys, trusted_public_keys=load_trust(trust, keys))
 
 
 def _jsonable(obj: Any) -> Any:
@@ -132,7 +136,7 @@ def report_group() -> None:
 def show(file: Path) -> None:
     """A human summary of FILE: model, device, latency, memory, power, quality, signature."""
     report, wire = _load(file)
-    click.echo(render(report, _check(wire, None, None)))
+    click.echo(render(report, _check(wire, load_keys())))
 
 
 @report_group.command("export")
@@ -158,22 +162,28 @@ def export(file: Path, fmt: str, output: Path | None) -> None:
     "--hmac-key", "hmac_key_file", type=_FILE, help="HMAC key file (default: this device's)."
 )
 @click.option(
-    "--trust", multiple=True, metavar="HEX", help="A trusted Ed25519 public key (repeatable)."
+    "--trust",
+    multiple=True,
+    metavar="FILE|DIR",
+    help="Trusted Ed25519 public keys: a .pub or trust file, a directory of *.pub, or a key in "
+    "hex (repeatable; default: the trust store $XDG_CONFIG_HOME/edgeprof/trust/). This "
+    "device's own key is always trusted.",
 )
 def verify_cmd(file: Path, hmac_key_file: Path | None, trust: tuple[str, ...]) -> None:
-    """Check FILE's signatures: exit 0 verified, 1 mismatch or nothing verified, 2 unreadable."""
+    """Check FILE's signatures: exit 0 verified, 1 mismatch or nothing verified (unsigned, or
+    signed by a key outside the trust store: unverified), 2 unreadable."""
     _, wire = _load(file)
     keys = load_keys()
     if hmac_key_file is not None:
         try:
-            keys = Keys(directory=hmac_key_file.parent, hmac_key=hmac_key_file.read_bytes())
+            keys = Keys(
+                directory=keys.directory,
+                hmac_key=hmac_key_file.read_bytes(),
+                ed25519_seed=keys.ed25519_seed,
+            )
         except OSError as exc:
             raise InputError(f"{hmac_key_file}: cannot read: {exc.strerror or exc}") from None
-    try:
-        trusted = [bytes.fromhex(t) for t in trust] or None
-    except ValueError:
-        raise InputError("--trust: expected a public key in hex") from None
-    result = _check(wire, keys, trusted)
+    result = _check(wire, keys, trust)
     click.echo(f"{file}: {result.message()}")
     if not result.ok:
         sys.exit(exit_codes.FAILED)
@@ -186,10 +196,16 @@ def keys_group() -> None:
 
 @keys_group.command("init")
 @click.option("--force", is_flag=True, help="Replace existing keys.")
-def keys_init(force: bool) -> None:
-    """Create the signing keys (HMAC, and Ed25519 when cryptography is installed)."""
-    keys = init_keys(force)
-    click.echo(f"created keys in {keys.directory}")
+@click.option(
+    "--if-missing", is_flag=True, help="Create only the keys not there yet; keep the others."
+)
+def keys_init(force: bool, if_missing: bool) -> None:
+    """Create the signing keys (HMAC, and Ed25519 when cryptography is installed) and
+    ed25519.pub, the public key a collector enrols and others trust."""
+    if force and if_missing:
+        raise InputError("--force replaces keys, --if-missing keeps them: give one")
+    keys = init_keys(force, if_missing=if_missing)
+    click.echo(f"keys in {keys.directory}")
     _show(keys)
 
 
@@ -202,6 +218,8 @@ def _show(keys: Keys) -> None:
             f"ed25519      key id {key_id(pub)}  public key {pub.hex()}  "
             f"{keys.directory / ED25519_FILE}"
         )
+        if (keys.directory / ED25519_PUBLIC_FILE).is_file():
+            click.echo(f"public key   {keys.directory / ED25519_PUBLIC_FILE} (enrol or trust this)")
     elif keys.ed25519_seed is not None:
         click.echo("ed25519      present, but the cryptography package is not installed")
     if not keys.any:
@@ -210,5 +228,8 @@ def _show(keys: Keys) -> None:
 
 @keys_group.command("show")
 def keys_show() -> None:
-    """Key ids and paths (never the secrets)."""
-    _show(load_keys())
+    """Key ids and paths (never the secrets); exit 1 when there are none."""
+    keys = load_keys()
+    _show(keys)
+    if not keys.any:
+        sys.exit(exit_codes.FAILED)

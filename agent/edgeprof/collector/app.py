@@ -304,9 +304,19 @@ class _Api:
         await self.auth(request, Role.ADMIN)
         record = _json_object(await self.read_body(request, 64 * 1024))
         role, name = record.get("role"), record.get("name")
-        if not isinstance(role, str) or not isinstance(name, str):
-            raise InputError('body: {"role": "device|pipeline|admin", "name": "..."}')
-        info, secret = await run_in_threadpool(create_token, self.engine, parse_role(role), name)
+        devices = record.get("devices", [])
+        if (
+            not isinstance(role, str)
+            or not isinstance(name, str)
+            or not isinstance(devices, list)
+            or not all(isinstance(d, str) for d in devices)
+        ):
+            raise InputError(
+                'body: {"role": "device|pipeline|admin", "name": "...", "devices": ["ID", ...]}'
+            )
+        info, secret = await run_in_threadpool(
+            create_token, self.engine, parse_role(role), name, devices
+        )
         return JSONResponse({**info.as_dict(), "token": secret}, status_code=201)
 
     async def delete_token(self, request: Request) -> Response:

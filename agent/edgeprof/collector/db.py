@@ -11,6 +11,7 @@ traces; the ``reports`` row carries the fields pipelines filter and sort on.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -82,15 +83,47 @@ tokens = sa.Table(
     sa.Column("revoked_ns", sa.BigInteger, nullable=True),
 )
 
-signing_keys = sa.Table(
+# Version 1 kept enrolled keys here, HMAC secrets among them; migration 2 drops it. Defined apart
+# from ``metadata`` so that migration 1 still creates what it created then.
+_legacy = sa.MetaData()
+_v1_signing_keys = sa.Table(
     "signing_keys",
-    metadata,
+    _legacy,
     sa.Column("key_id", sa.String(16), primary_key=True),
     sa.Column("kind", sa.String(16), nullable=False),  # "hmac_sha256" | "ed25519"
     sa.Column("name", sa.String(128), nullable=False),
     sa.Column("material", sa.LargeBinary, nullable=False),  # HMAC secret or Ed25519 public key
     sa.Column("created_ns", sa.BigInteger, nullable=False),
     sa.Column("revoked_ns", sa.BigInteger, nullable=True),
+)
+
+# An Ed25519 public key enrolled for one device id: reports naming that device must carry a
+# signature by one of its live keys. Public keys only: nothing here can sign as a device.
+device_keys = sa.Table(
+    "device_keys",
+    metadata,
+    sa.Column("device_id", sa.String(256), primary_key=True),
+    sa.Column("key_id", sa.String(16), primary_key=True),  # sha256(public_key)[:16] hex
+    sa.Column("public_key", sa.LargeBinary, nullable=False),  # 32 bytes, raw
+    sa.Column("created_ns", sa.BigInteger, nullable=False),
+    sa.Column("revoked_ns", sa.BigInteger, nullable=True),
+    sa.Index("ix_device_keys_key", "key_id"),
+)
+
+# The boards a device may report; a device with no row here may report any board.
+device_boards = sa.Table(
+    "device_boards",
+    metadata,
+    sa.Column("device_id", sa.String(256), primary_key=True),
+    sa.Column("board_id", sa.String(128), primary_key=True),
+)
+
+# The devices a device token may upload for; a device token with no row uploads nothing.
+token_devices = sa.Table(
+    "token_devices",
+    metadata,
+    sa.Column("token_id", sa.String(36), sa.ForeignKey("tokens.id"), primary_key=True),
+    sa.Column("device_id", sa.String(256), primary_key=True),
 )
 
 decisions = sa.Table(
@@ -137,15 +170,38 @@ def _v1_initial(conn: Connection) -> None:
         report_bodies,
         report_tags,
         tokens,
-        signing_keys,
+        _v1_signing_keys,
         decisions,
         decision_reports,
     ):
         table.create(conn, checkfirst=True)
 
 
+def _v2_device_identity(conn: Connection) -> None:
+    """Keys bound to devices, boards to devices, device tokens to devices; no secret kept.
+
+    Version 1's ``signing_keys`` held every device's raw HMAC key (whoever reads the database
+    could sign as any device) and Ed25519 keys bound to no device. Both are dropped: an unbound
+    key cannot say which device ids it may sign for, and guessing that from the reports it
+    signed would bind a forger to the device it forged. Every device is enrolled again
+    (``edgeprof collector device enrol``) and its token bound (``collector token bind``);
+    until then its uploads get 403 naming the step. On SQLite ``secure_delete`` zeroes the
+    freed pages, so the secrets do not linger in the file either.
+    """
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("PRAGMA secure_delete=ON")
+    for table in (device_keys, device_boards, token_devices):
+        table.create(conn, checkfirst=True)
+    _v1_signing_keys.drop(conn, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "reports, bodies, tags, tokens, signing keys, gate decisions", _v1_initial),
+    Migration(
+        2,
+        "device identity: keys, boards and tokens bound to devices; HMAC secrets dropped",
+        _v2_device_identity,
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -170,15 +226,42 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def private_sqlite_file(path: Path) -> None:
+    """Make the database file owner-only (0600) before SQLite opens it, whatever the umask.
+
+    SQLite creates its -wal and -shm files with the main file's mode, so they follow. A file
+    left 0644 by an older collector is tightened, with its side files.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for p in (path, *(Path(f"{path}{s}") for s in SQLITE_SIDE_FILES)):
+            try:
+                if p.stat().st_mode & 0o077:
+                    p.chmod(0o600)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise InputError(f"{p}: cannot make it private: {exc.strerror or exc}") from None
+        return
+    except OSError as exc:
+        raise InputError(f"cannot create the database {path}: {exc.strerror or exc}") from None
+    os.close(fd)
+
+
 def make_engine(url: str, *, pool_size: int = 8) -> Engine:
     """An engine for ``url`` (file path, sqlite:///..., or postgresql://...)."""
     full = normalise_url(url)
     if full.startswith("sqlite"):
         path = full.removeprefix("sqlite:///")
-        if path and path != ":memory:":
+        if path and path != ":memory:" and not path.startswith("file:"):
             parent = Path(path).parent
             if not parent.is_dir():
                 raise InputError(f"database directory {parent} does not exist")
+            private_sqlite_file(Path(path))
         engine = sa.create_engine(
             full,
             pool_size=pool_size,
@@ -224,6 +307,7 @@ def migrate(engine: Engine) -> int:
                 f"the database has schema version {version}; this collector knows up to "
                 f"{SCHEMA_VERSION}: upgrade edgeprof"
             )
+        start = version
         for m in MIGRATIONS:
             if m.version > version:
                 m.apply(conn)
@@ -233,6 +317,11 @@ def migrate(engine: Engine) -> int:
                     )
                 )
                 version = m.version
+    if engine.dialect.name == "sqlite" and start < 2 <= version:
+        # Migration 2 dropped secrets: move the zeroed pages into the file and empty the WAL,
+        # so no old copy of a page is left in either.
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     return version
 
 

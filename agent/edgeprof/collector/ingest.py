@@ -15,9 +15,16 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from edgeprof.collector.keys import verify_trusted
+from edgeprof.collector.keys import (
+    ED25519,
+    allowed_boards,
+    devices_of_key,
+    live_keys,
+    token_devices_of,
+)
 from edgeprof.errors import InputError, SchemaVersionError
 from edgeprof.report.codec import decode_wire, from_wire
+from edgeprof.report.signing import key_id, verify_wire
 
 _LIMITS = {"model_name": 256, "board_id": 128, "device_id": 256, "runner": 64}
 _TAG_KEY_MAX = 128
@@ -97,28 +104,59 @@ def decode_upload(body: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
     return wire, report
 
 
-def check_signature(conn: Connection, wire: dict[str, Any]) -> str:
-    """The verified signatures as ``kind:key_id`` (comma-separated), or Refused (422)."""
-    result = verify_trusted(conn, wire)
-    if not result.present:
+def check_signature(
+    conn: Connection, wire: dict[str, Any], report: dict[str, Any], token_id: str
+) -> str:
+    """Who signed, as ``ed25519:<key id>``, once the report is bound to its device; else Refused.
+
+    Stored only when the uploading token is bound to the device the report names, an Ed25519
+    key enrolled (and live) for that device signed it, and its board is one the device may
+    report (when boards were bound). Identity failures are 403, content failures 422; an
+    HMAC signature is the device's own business (the collector holds no HMAC secret).
+    """
+    device = report["device"]["device_id"]
+    board = report["device"]["board_id"]
+    sig = wire.get("signature")
+    if not isinstance(sig, dict) or not sig:
         raise Refused(422, "unsigned report: this collector accepts only signed reports")
+    ed = sig.get(ED25519)
+    if not isinstance(ed, dict) or not isinstance(ed.get("public_key"), bytes):
+        raise Refused(
+            422,
+            "no Ed25519 signature (HMAC is checked only on the device): install "
+            "'edgeprof[sign]' on the device and run `edgeprof keys init --if-missing`",
+        )
+    allowed = token_devices_of(conn, token_id)
+    if device not in allowed:
+        mine = ", ".join(repr(d) for d in allowed[:4]) or "no device"
+        raise Refused(
+            403,
+            f"this token uploads for {mine}, not for device {device[:80]!r} "
+            "(`edgeprof collector token bind TOKEN_ID --device ID`)",
+        )
+    public: bytes = ed["public_key"]
+    kid = key_id(public)
+    result = verify_wire(
+        {**wire, "signature": {ED25519: ed}}, trusted_public_keys=live_keys(conn, device)
+    )
     if result.failed:
         raise Refused(422, f"signature mismatch: {result.message()}")
     if not result.verified:
+        owners = devices_of_key(conn, public)
+        where = f"enrolled for {owners[0]!r}" if owners else "not enrolled"
         raise Refused(
-            422,
-            f"not signed by a key this collector trusts ({result.message()}); "
-            "enrol the device with `edgeprof collector key add`",
+            403,
+            f"key {kid} is {where}, not for device {device[:80]!r}: "
+            "enrol it with `edgeprof collector device enrol --device-id ID --key-from DIR`",
         )
-    sig = wire["signature"]
-    names = []
-    for kind in sorted(result.verified):
-        block = sig[kind]
-        kid = block.get("key_id") if kind == "hmac_sha256" else None
-        if kid is None and isinstance(block.get("public_key"), bytes):
-            kid = hashlib.sha256(block["public_key"]).hexdigest()[:16]
-        names.append(f"{kind}:{kid}")
-    return ",".join(names)
+    boards = allowed_boards(conn, device)
+    if boards and board not in boards:
+        raise Refused(
+            403,
+            f"device {device[:80]!r} may report board(s) {', '.join(boards[:8])}, "
+            f"not {board[:80]!r}",
+        )
+    return f"{ED25519}:{kid}"
 
 
 def index_row(report: dict[str, Any], body: bytes, signed_by: str) -> IngestRow:

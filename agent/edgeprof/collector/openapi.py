@@ -11,7 +11,7 @@ from typing import Any
 
 from edgeprof import __version__
 from edgeprof.collector.repository import CURSOR_PATTERN, SHA256_PATTERN, UUID_PATTERN
-from edgeprof.collector.tokens import NAME_PATTERN
+from edgeprof.collector.tokens import DEVICE_ID_PATTERN, NAME_PATTERN
 
 _TEXT = {"type": "string", "maxLength": 256, "pattern": "^[^\\x00]*$"}
 _NS = {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
@@ -72,6 +72,7 @@ _TOKEN = {
         "role": {"type": "string", "enum": ["device", "pipeline", "admin"]},
         "created_ns": {"type": "integer"},
         "revoked_ns": {"type": "integer", "nullable": True},
+        "devices": {"type": "array", "items": {"type": "string"}},
         "token": {"type": "string"},
     },
 }
@@ -164,8 +165,16 @@ def openapi_document() -> dict[str, Any]:
                         "409": _err("a different report with this id is stored"),
                         "413": _err("body over the size limit"),
                         "415": _err("not application/msgpack"),
-                        "422": _err("unknown schema version, failed validation, bad signature"),
+                        "422": _err(
+                            "unknown schema version, failed validation, unsigned, no Ed25519 "
+                            "signature, signature mismatch"
+                        ),
                         **_AUTH_ERRORS,
+                        "403": _err(
+                            "a device token may not upload this: not bound to the device the "
+                            "report names, no enrolled key of that device signed it, or a board "
+                            "the device may not report"
+                        ),
                     },
                 },
                 "get": {
@@ -412,15 +421,38 @@ def openapi_document() -> dict[str, Any]:
                         "content": {
                             "application/json": {
                                 "schema": {
-                                    "type": "object",
-                                    "required": ["role", "name"],
-                                    "properties": {
-                                        "role": {
-                                            "type": "string",
-                                            "enum": ["device", "pipeline", "admin"],
+                                    "oneOf": [
+                                        {
+                                            "type": "object",
+                                            "required": ["role", "name", "devices"],
+                                            "properties": {
+                                                "role": {"type": "string", "enum": ["device"]},
+                                                "name": {"type": "string", "pattern": NAME_PATTERN},
+                                                "devices": {
+                                                    "type": "array",
+                                                    "minItems": 1,
+                                                    "items": {
+                                                        "type": "string",
+                                                        "pattern": DEVICE_ID_PATTERN,
+                                                    },
+                                                    "description": "the device ids whose reports "
+                                                    "it may upload",
+                                                },
+                                            },
                                         },
-                                        "name": {"type": "string", "pattern": NAME_PATTERN},
-                                    },
+                                        {
+                                            "type": "object",
+                                            "required": ["role", "name"],
+                                            "properties": {
+                                                "role": {
+                                                    "type": "string",
+                                                    "enum": ["pipeline", "admin"],
+                                                },
+                                                "name": {"type": "string", "pattern": NAME_PATTERN},
+                                                "devices": {"type": "array", "maxItems": 0},
+                                            },
+                                        },
+                                    ]
                                 }
                             }
                         },
@@ -434,7 +466,7 @@ def openapi_document() -> dict[str, Any]:
                                 }
                             },
                         },
-                        "400": _err("bad role or name"),
+                        "400": _err("bad role, name or devices"),
                         "413": _err("body over the size limit"),
                         **_AUTH_ERRORS,
                     },

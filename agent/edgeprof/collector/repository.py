@@ -50,7 +50,7 @@ def ingest(engine: Engine, body: bytes, uploaded_by: str) -> Stored:
     wire, report = decode_upload(body)
     try:
         with engine.begin() as conn:
-            row = index_row(report, body, check_signature(conn, wire))
+            row = index_row(report, body, check_signature(conn, wire, report, uploaded_by))
             _insert(conn, row, body, uploaded_by)
     except sa.exc.IntegrityError:
         return _taken(engine, index_row(report, body, ""))

@@ -1,8 +1,11 @@
 """Where the gate's reports come from: files, or a collector; and where its decisions go.
 
-A file is read, validated and its signatures checked with this machine's keys (tampered:
-refused; unsigned: refused unless allowed). A report pulled from a collector was verified on
-upload against the collector's enrolled keys (the listing's ``signed_by``), its bytes are
+A file is read, validated and its signatures checked: HMAC with this machine's key, Ed25519
+against the trusted public keys (``--trust``, the trust store, this device's own key:
+:mod:`edgeprof.report.trust`). Tampered: refused; unsigned or unverified (signed by a key
+outside the trust store, which proves nothing): refused unless allowed. A report pulled from a
+collector was verified on upload against the key enrolled for its device (the listing's
+``signed_by``), its bytes are
 checked against the listed sha256, and any Ed25519 signature is checked again here; a pipeline
 machine usually holds no device HMAC key, so the collector's word stands for HMAC.
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,8 +53,9 @@ class GateInput:
         }
 
 
-def load_file(path: Path, allow_unsigned: bool) -> GateInput:
-    """Read, validate and verify a report file; refuse tampered ones, unsigned by default."""
+def load_file(path: Path, allow_unsigned: bool, trusted: Mapping[bytes, str]) -> GateInput:
+    """Read, validate and verify a report file against this machine's HMAC key and the
+    ``trusted`` public keys; refuse tampered ones, unsigned or unverified ones by default."""
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -58,12 +63,18 @@ def load_file(path: Path, allow_unsigned: bool) -> GateInput:
     origin = os.fspath(path)
     wire = decode_wire(data, origin)
     report = from_wire(wire, origin)
-    check = verify_wire(wire, load_keys())
+    check = verify_wire(wire, load_keys(), trusted_public_keys=trusted)
     if check.failed:
         raise InputError(f"{path}: refused: signature mismatch: {check.message()}")
     if not check.verified and not allow_unsigned:
-        why = "unsigned report" if not check.present else f"signature {check.message()}"
-        raise InputError(f"{path}: refused: {why} (pass --allow-unsigned to gate it anyway)")
+        if not check.present:
+            raise InputError(
+                f"{path}: refused: unsigned report (pass --allow-unsigned to gate it anyway)"
+            )
+        raise InputError(
+            f"{path}: refused: unverified report: {check.message()} (trust its signer's "
+            "public key with --trust FILE|DIR or the trust store, or pass --allow-unsigned)"
+        )
     return GateInput(report, origin, hashlib.sha256(data).hexdigest(), check.message())
 
 

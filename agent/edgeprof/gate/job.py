@@ -18,6 +18,7 @@ from edgeprof.gate.audit import append
 from edgeprof.gate.evaluate import Decision, evaluate
 from edgeprof.gate.inputs import CollectorSource, GateInput, load_file
 from edgeprof.gate.policy import load_policy
+from edgeprof.report.trust import load_trust
 
 LAST_APPROVED = "last-approved"
 
@@ -46,6 +47,9 @@ class GateRequest:
     drift_window: int | None = None  # with a collector: the N runs before the candidate
     audit_log: Path | None = None
     allow_unsigned: bool = False
+    # Trusted Ed25519 public keys for report files: .pub/trust files, directories, keys in hex;
+    # empty: the trust store. This device's own key is trusted either way.
+    trust: tuple[str | Path, ...] = ()
     collector: CollectorQuery | None = None
     # Filters given without a collector: refused with a reason rather than ignored.
     stray_filters: bool = False
@@ -105,6 +109,10 @@ def _source(query: CollectorQuery) -> CollectorSource:
     )
 
 
+def _is_file(baseline: str | None) -> bool:
+    return baseline is not None and baseline != LAST_APPROVED
+
+
 def run_gate(req: GateRequest) -> GateResult:
     """Evaluate the request's reports; :class:`InputError` when it cannot be evaluated at all."""
     policy = load_policy(req.policy_file)
@@ -112,7 +120,8 @@ def run_gate(req: GateRequest) -> GateResult:
     source = _source(query) if query is not None else None
     if query is None and (req.stray_filters or req.drift_window):
         raise InputError("--model/--board/--device/--tag/--drift-window need --collector")
-    current = [load_file(p, req.allow_unsigned) for p in req.reports]
+    trusted = load_trust(req.trust) if req.reports or req.window or _is_file(req.baseline) else {}
+    current = [load_file(p, req.allow_unsigned, trusted) for p in req.reports]
     if source is not None and query is not None:
         filters = dict(query.filters)
         if filters or query.tags or not current:
@@ -125,8 +134,8 @@ def run_gate(req: GateRequest) -> GateResult:
             raise InputError("--baseline last-approved needs --collector")
         base = source.last_approved(current[-1].report)
     elif req.baseline is not None:
-        base = load_file(Path(req.baseline), req.allow_unsigned)
-    past = [load_file(p, req.allow_unsigned) for p in req.window]
+        base = load_file(Path(req.baseline), req.allow_unsigned, trusted)
+    past = [load_file(p, req.allow_unsigned, trusted) for p in req.window]
     if req.drift_window is not None and source is not None:
         past += source.window(current[-1].report, req.drift_window)
     decision = evaluate(

@@ -1,9 +1,14 @@
 """Report signatures: HMAC-SHA256 with a per-device key, and Ed25519 when available.
 
-Why two: the HMAC key is shared with the collector (it can check that a report came from an
-enrolled device and was not edited), and needs nothing beyond the standard library. Ed25519 lets
-anyone holding the device's public key check a report without a shared secret; it needs the
-optional ``cryptography`` package, so it is added only when that imports.
+Why two: the HMAC key never leaves the device; it lets the device itself check that a report in
+its store was not edited, with nothing beyond the standard library. Ed25519 is what anyone else
+trusts: the collector and offline gates hold only the device's *public* key (enrolled, or in a
+trust store, :mod:`edgeprof.report.trust`), so no secret that can sign as a device is ever kept
+upstream. It needs the optional ``cryptography`` package, so it is added only when that imports.
+
+An Ed25519 signature is "verified" only against a key the caller trusts; one by any other key
+is "unverified" even when it matches its own embedded public key (anyone can make such a
+signature), and one that does not match is "FAILED".
 
 Both sign the same bytes, :func:`canonical_bytes`: the report in its wire form (arrays as
 ``{"__array__", "dtype", "shape", "data"}`` maps) without its ``signature`` key, with every map's
@@ -17,6 +22,7 @@ import hmac
 import importlib
 import os
 import secrets
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +35,7 @@ from edgeprof.report.codec import to_wire
 ENV_KEY_DIR = "EDGEPROF_KEY_DIR"
 HMAC_FILE = "hmac.key"
 ED25519_FILE = "ed25519.key"
+ED25519_PUBLIC_FILE = "ed25519.pub"
 KEY_BYTES = 32
 
 
@@ -81,7 +88,10 @@ class VerifyResult:
     present: list[str] = field(default_factory=list)
     verified: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
-    unchecked: dict[str, str] = field(default_factory=dict)  # present, but no key to check
+    # present, but not by a key the caller trusts (or no key to check it with): unverified
+    unchecked: dict[str, str] = field(default_factory=dict)
+    # for a verified signature, whose key it was (a trust-store label, "this device's key")
+    signer: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -92,9 +102,12 @@ class VerifyResult:
         """One line for people."""
         if not self.present:
             return "unsigned"
-        parts = [f"{name} verified" for name in self.verified]
+        parts = [
+            f"{name} verified ({self.signer[name]})" if name in self.signer else f"{name} verified"
+            for name in self.verified
+        ]
         parts += [f"{name} FAILED ({why})" for name, why in self.failed.items()]
-        parts += [f"{name} not checked ({why})" for name, why in self.unchecked.items()]
+        parts += [f"{name} unverified ({why})" for name, why in self.unchecked.items()]
         return "; ".join(parts)
 
 
@@ -146,12 +159,42 @@ def _write_secret(path: Path, data: bytes, force: bool) -> None:
         os.close(fd)
 
 
-def init_keys(force: bool = False, directory: Path | None = None) -> Keys:
-    """Create the key directory (0700) and new keys; refuse to replace keys unless ``force``."""
+def public_key_line(public: bytes, comment: str = "") -> str:
+    """A public key as one line of a ``.pub`` or trust file: ``ed25519 HEX [comment]``."""
+    return f"ed25519 {public.hex()} {comment}".rstrip() + "\n"
+
+
+def _write_public(d: Path, keys: Keys) -> None:
+    """``ed25519.pub`` beside the private key (0644: it is what others enrol and trust)."""
+    public = keys.ed25519_public_key
+    if public is None:
+        return
+    path = d / ED25519_PUBLIC_FILE
+    line = public_key_line(public, f"key {key_id(public)}").encode()
+    if path.exists() and path.read_bytes() == line:
+        return
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        os.fchmod(fd, 0o644)  # whatever the umask: it is meant to be copied and read
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def init_keys(
+    force: bool = False, directory: Path | None = None, *, if_missing: bool = False
+) -> Keys:
+    """Create the key directory (0700) and new keys; refuse to replace keys unless ``force``.
+
+    ``if_missing`` creates only the keys that are not there yet and keeps the others (what
+    ``./scripts/demo`` runs every time); either way ``ed25519.pub`` is (re)written to match.
+    """
     d = directory or key_dir()
     files = [d / HMAC_FILE] + ([d / ED25519_FILE] if _ed25519_available() else [])
     existing = [p for p in files if p.exists()]
-    if existing and not force:
+    if existing and not force and not if_missing:
         raise InputError(
             f"{existing[0]} exists: reports signed with it could no longer be checked here; "
             "use --force to replace it"
@@ -159,12 +202,14 @@ def init_keys(force: bool = False, directory: Path | None = None) -> Keys:
     try:
         d.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(d, 0o700)
-        _write_secret(d / HMAC_FILE, secrets.token_bytes(KEY_BYTES), force)
-        if _ed25519_available():
-            _write_secret(d / ED25519_FILE, secrets.token_bytes(KEY_BYTES), force)
+        for path in files:
+            if force or path not in existing:
+                _write_secret(path, secrets.token_bytes(KEY_BYTES), force)
+        keys = load_keys(d)
+        _write_public(d, keys)
     except OSError as exc:
         raise InputError(f"cannot create keys in {d}: {exc.strerror or exc}") from None
-    return load_keys(d)
+    return keys
 
 
 def _sorted(obj: Any) -> Any:
@@ -207,8 +252,20 @@ def sign(report: dict[str, Any], keys: Keys) -> dict[str, Any]:
     return {**report, "signature": sig}
 
 
+Trusted = Mapping[bytes, str] | Iterable[bytes]
+
+
+def _trust_map(trusted: Trusted | None) -> dict[bytes, str]:
+    """Public key -> who it is, for messages; a plain list of keys gets a generic label."""
+    if trusted is None:
+        return {}
+    if isinstance(trusted, Mapping):
+        return {bytes(k): str(v) for k, v in trusted.items()}
+    return {bytes(k): f"trusted key {key_id(bytes(k))}" for k in trusted}
+
+
 def _verify_ed25519(
-    block: dict[str, Any], message: bytes, trusted: list[bytes] | None, result: VerifyResult
+    block: dict[str, Any], message: bytes, trusted: dict[bytes, str], result: VerifyResult
 ) -> None:
     name = "ed25519"
     ed = _ed25519()
@@ -222,17 +279,18 @@ def _verify_ed25519(
     if not isinstance(public, bytes) or not isinstance(value, bytes):
         result.failed[name] = "malformed signature block"
         return
-    if trusted is not None and public not in trusted:
-        result.failed[name] = f"public key {key_id(public)} is not trusted"
-        return
     try:
         ed.Ed25519PublicKey.from_public_bytes(public).verify(value, message)
     except (invalid, ValueError):
         result.failed[name] = "signature does not match the report (tampered?)"
         return
+    label = trusted.get(public)
+    if label is None:
+        # It matches its own embedded key, which proves nothing about who made it.
+        result.unchecked[name] = f"key {key_id(public)} is not in the trust store"
+        return
     result.verified.append(name)
-    if trusted is None:
-        result.unchecked["ed25519 key"] = f"public key {key_id(public)} checked against itself"
+    result.signer[name] = label
 
 
 def verify_wire(
@@ -240,7 +298,7 @@ def verify_wire(
     keys: Keys | None = None,
     *,
     hmac_key: bytes | None = None,
-    trusted_public_keys: list[bytes] | None = None,
+    trusted_public_keys: Trusted | None = None,
 ) -> VerifyResult:
     """Check the signatures of a report in wire form (see :func:`verify`)."""
     if keys is not None:
@@ -258,8 +316,10 @@ def verify_wire(
         if hmac_key is None:
             result.unchecked[name] = "no HMAC key to check it with"
         elif hm.get("key_id") != key_id(hmac_key):
-            result.failed[name] = (
-                f"signed with key {hm.get('key_id')}, this key is {key_id(hmac_key)}"
+            # Another device's key (HMAC keys never leave their device): not checkable here.
+            result.unchecked[name] = (
+                f"signed with HMAC key {hm.get('key_id')!s:.16}, "
+                f"this device's is {key_id(hmac_key)}"
             )
         elif not isinstance(value, bytes) or not hmac.compare_digest(
             value, hmac.new(hmac_key, message, hashlib.sha256).digest()
@@ -269,19 +329,20 @@ def verify_wire(
             result.verified.append(name)
     ed = sig.get("ed25519")
     if isinstance(ed, dict):
-        _verify_ed25519(ed, message, trusted_public_keys, result)
+        _verify_ed25519(ed, message, _trust_map(trusted_public_keys), result)
     return result
 
 
 def verify(
     report: dict[str, Any],
     hmac_key: bytes | None = None,
-    trusted_public_keys: list[bytes] | None = None,
+    trusted_public_keys: Trusted | None = None,
 ) -> VerifyResult:
     """Check a report's signatures.
 
-    HMAC is checked when ``hmac_key`` is given (else listed as unchecked). Ed25519 is checked
-    against the embedded public key, which must be in ``trusted_public_keys`` when that is given;
-    without it the signature proves integrity, not who signed.
+    HMAC is checked when ``hmac_key`` is given (else listed as unverified). Ed25519 is checked
+    against its embedded public key, and is verified only when that key is one of
+    ``trusted_public_keys`` (a list, or a map of key to who it is); any other key leaves it
+    unverified: a matching signature by an unknown key proves nothing about who made it.
     """
     return verify_wire(to_wire(report), hmac_key=hmac_key, trusted_public_keys=trusted_public_keys)

@@ -23,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from edgeprof.collector.db import open_database
-from edgeprof.collector.keys import add_key, keys_from_dir
+from edgeprof.collector.keys import enrol_device, public_key_from_dir
 from edgeprof.collector.tokens import Role, create_token
 from edgeprof.report.codec import encode
 from edgeprof.report.signing import Keys, init_keys, sign
@@ -94,9 +94,15 @@ def fresh_database(backend: str, tmp: Path) -> Iterator[str]:
             )
 
 
+# The device ids of edgeprof.testing.reports.make_report (plain and detailed): the deployment's
+# device is enrolled under both, so factory reports upload without naming one.
+DEVICE_IDS = ("machine-id:test", "machine-id:0123456789abcdef")
+
+
 @dataclass
 class Deployment:
-    """A running collector with its database, tokens and one enrolled device."""
+    """A running collector with its database, tokens and one enrolled device (its key bound to
+    :data:`DEVICE_IDS`, its device token too)."""
 
     server: CollectorProcess
     engine: sa.Engine
@@ -104,6 +110,20 @@ class Deployment:
     device_token: str
     pipeline_token: str
     admin_token: str
+    device_ids: tuple[str, ...] = DEVICE_IDS
+
+    def enrol(
+        self, device_id: str, keys: Keys | None = None, boards: tuple[str, ...] = ()
+    ) -> tuple[Keys, str]:
+        """Another device: its keys (fresh unless given) enrolled for ``device_id``, and a
+        device token bound to it."""
+        if keys is None:
+            keys = init_keys(
+                directory=Path(self.keys.directory).parent / f"keys-{secrets.token_hex(4)}"
+            )
+        enrol_device(self.engine, device_id, public_key_from_dir(keys.directory), boards)
+        _, token = create_token(self.engine, Role.DEVICE, device_id[:100], [device_id])
+        return keys, token
 
     @property
     def url(self) -> str:
@@ -151,14 +171,15 @@ class Deployment:
 
 
 def deploy(db: str, tmp: Path, keys: Keys | None = None, **server_options: Any) -> Deployment:
-    """Migrate ``db``, enrol a device key (fresh unless given) and create tokens; the server
-    is not started yet (``with d.server:``)."""
+    """Migrate ``db``, enrol a device's Ed25519 key (fresh unless given) for :data:`DEVICE_IDS`
+    and create tokens; the server is not started yet (``with d.server:``)."""
     engine = open_database(db, pool_size=2)
     if keys is None:
         keys = init_keys(directory=tmp / f"device-keys-{secrets.token_hex(4)}")
-    for kind, material in keys_from_dir(keys.directory):
-        add_key(engine, kind, material, "test-device")
-    _, device = create_token(engine, Role.DEVICE, "device")
+    public = public_key_from_dir(keys.directory)
+    for device_id in DEVICE_IDS:
+        enrol_device(engine, device_id, public)
+    _, device = create_token(engine, Role.DEVICE, "device", DEVICE_IDS)
     _, pipeline = create_token(engine, Role.PIPELINE, "pipeline")
     _, admin = create_token(engine, Role.ADMIN, "admin")
     return Deployment(CollectorProcess(db, **server_options), engine, keys, device, pipeline, admin)
