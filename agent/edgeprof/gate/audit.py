@@ -307,7 +307,10 @@ def append(path: str | os.PathLike[str], body: dict[str, Any], key: GateKey) -> 
             size, notes = _recover_partial(fd, name)
         except OSError as exc:
             raise InputError(f"{name}: cannot repair the last line: {exc.strerror}") from None
-        head = read_head(path, key.public)
+        try:
+            head = read_head(path, key.public)
+        except InputError as exc:
+            raise _refuse(name, str(exc)) from None
         seq, prev = _tail_state(fd, size, name, head, key)
         now = time.time_ns()
         entry = {

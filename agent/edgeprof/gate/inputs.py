@@ -184,31 +184,52 @@ class CollectorSource:
     ) -> str:
         """Record the decision upstream, signed by the gate key; its id there."""
         roles = {"report": "candidate", "baseline": "baseline", "window": "window"}
-        clean = json_safe(record)  # the audit-log body, rules and values included
         audit = record.get("audit")
-        signed = {
-            "v": 1,
-            "decision": decision.outcome,
-            "severity": decision.severity,
-            "inputs": [
+        body = decision_body(
+            key,
+            decision=decision.outcome,
+            severity=decision.severity,
+            inputs=[
                 {"report_id": i["report_id"], "sha256": i["sha256"], "role": roles[i["role"]]}
                 for i in inputs
             ],
-            "policy_sha256": decision.policy_sha256,
-            "audit": (
-                {k: audit[k] for k in ("log_id", "seq", "sha256")} if audit is not None else None
-            ),
-            "time_ns": time.time_ns(),
-            "gate_key_id": key.key_id,
-            "record_sha256": record_sha256(clean),
-        }
-        body = {
-            "signed": signed,
-            "signature": key.sign(decision_message(signed)).hex(),
-            "record": clean,
-        }
+            policy_sha256=decision.policy_sha256,
+            audit={k: audit[k] for k in ("log_id", "seq", "sha256")} if audit else None,
+            record=record,
+        )
         try:
             answer = self.client.json("POST", "/v1/decisions", body)
         except CollectorError as exc:
             raise InputError(f"the decision was not recorded by the collector: {exc}") from None
         return str(answer.get("id"))
+
+
+def decision_body(
+    key: GateKey,
+    *,
+    decision: str,
+    severity: str | None,
+    inputs: list[dict[str, str]],
+    policy_sha256: str,
+    audit: dict[str, Any] | None,
+    record: dict[str, Any],
+    time_ns: int | None = None,
+) -> dict[str, Any]:
+    """What ``POST /v1/decisions`` takes: the signed part, its signature and the record."""
+    clean = json_safe(record)  # the audit-log body, rules and values included
+    signed = {
+        "v": 1,
+        "decision": decision,
+        "severity": severity,
+        "inputs": inputs,
+        "policy_sha256": policy_sha256,
+        "audit": audit,
+        "time_ns": time.time_ns() if time_ns is None else time_ns,
+        "gate_key_id": key.key_id,
+        "record_sha256": record_sha256(clean),
+    }
+    return {
+        "signed": signed,
+        "signature": key.sign(decision_message(signed)).hex(),
+        "record": clean,
+    }
