@@ -194,7 +194,7 @@ def test_rollbacks_past_the_head_are_caught_by_the_collector(
     add_gate_key(collector.engine, victim.public, "ci")
     log = tmp_path / "audit.jsonl"
     heads: list[bytes] = []
-    for i in range(N):
+    for _ in range(N):
         r = minimal_report(latency_s=np.full(100, 0.01), model="kws", board="pi5")
         assert collector.upload(collector.signed(r))[0] == 201
         run = _gate(collector, tmp_path, log)

@@ -126,7 +126,8 @@ def test_approvals_a_pipeline_token_cannot_prove_are_refused(
         ("signed by a revoked gate key", signed(revoked, rid, sha), 403),
         ("a signed fail edited into a pass", edited, 422),
         ("a signed pass with its record swapped", swapped, 422),
-        ("signed, dated a day ahead", signed(gate_key, rid, sha, time_ns=time.time_ns() + 24 * HOUR), 422),
+        ("signed, dated a day ahead",
+         signed(gate_key, rid, sha, time_ns=time.time_ns() + 24 * HOUR), 422),
     ]  # fmt: skip
     a = attack("a pipeline token posts an approval it cannot prove")
     for what, body, expected in tries:
