@@ -1,14 +1,14 @@
 """Gate decisions: accepted only when signed by an enrolled gate key over reports held here.
 
 Why so strict: ``--baseline last-approved`` trusts what the collector marks approved. A pipeline
-token may post, but a decision is kept only if (1) its signed part is well formed, (2) an
-enrolled, unrevoked gate key signed it (:mod:`.signed_decision` for the bytes), (3) every report
-it names is stored here with exactly the sha256 it names, and (4) its unsigned record hashes to
-the ``record_sha256`` it signed. The signature, the gate key and the audit anchor (log id, seq,
-hash) are kept beside the decision, so ``edgeprof gate verify-log --collector`` can compare a
-local audit log with what was posted. A report's ``gate_status`` is the verdict of its newest
-decision (by the signed time) from a key still enrolled; the same signed decision posted twice
-is one decision.
+token may post, but a decision is kept only if (1) its signed part is well formed (else 422),
+(2) an enrolled, unrevoked gate key signed it (:mod:`.signed_decision` for the bytes; else 403),
+(3) its unsigned record hashes to the ``record_sha256`` it signed and (4) every report it names
+is stored here with exactly the sha256 it names (else 422). The signature, the gate key and the
+audit anchor (log id, seq, hash) are kept beside the decision, so ``edgeprof gate verify-log
+--collector`` can compare a local audit log with what was posted. A report's ``gate_status``
+is the verdict of its newest decision (by the signed time) from a key still enrolled; the same
+signed decision posted twice is one decision.
 """
 
 from __future__ import annotations
@@ -63,15 +63,21 @@ def _checked(body: dict[str, Any]) -> tuple[dict[str, Any], bytes, dict[str, Any
     record = body.get("record", {})
     if not isinstance(record, dict):
         raise Refused(422, "record: an object")
+    return signed, signature, record
+
+
+def _check_content(signed: dict[str, Any], record: dict[str, Any]) -> None:
+    """What only a signed decision is checked for (an unsigned one never gets this far)."""
+    if not any(i["role"] == "candidate" for i in signed["inputs"]):
+        raise Refused(422, "signed.inputs: no candidate")
+    if signed["time_ns"] > time.time_ns() + FUTURE_SLACK_NS:
+        raise Refused(422, "signed.time_ns: in the future (check the gate's clock)")
     try:
         digest = record_sha256(record)
     except ValueError:
         raise Refused(422, "record: holds NaN or infinity; send null instead") from None
     if digest != signed["record_sha256"]:
         raise Refused(422, "record: does not hash to the signed record_sha256")
-    if signed["time_ns"] > time.time_ns() + FUTURE_SLACK_NS:
-        raise Refused(422, "signed.time_ns: in the future (check the gate's clock)")
-    return signed, signature, record
 
 
 def _check_reports(conn: Connection, signed: dict[str, Any]) -> None:
@@ -104,7 +110,8 @@ def add_decision(engine: Engine, body: dict[str, Any], posted_by: str) -> tuple[
                     403, f"gate key {signed['gate_key_id']} is not enrolled here (or revoked)"
                 )
             if not ed25519_verify(public, decision_message(signed), signature):
-                raise Refused(422, "signature: does not verify with the gate key (edited?)")
+                raise Refused(403, "signature: does not verify with the gate key (edited?)")
+            _check_content(signed, record)
             _check_reports(conn, signed)
             conn.execute(
                 decisions.insert().values(

@@ -140,6 +140,9 @@ def check_signed(signed: Any) -> dict[str, Any]:
     extra = sorted(set(signed) - SIGNED_KEYS)
     if extra:
         raise InputError(f"signed: unknown field {extra[0][:40]!r}")
+    missing = sorted(SIGNED_KEYS - set(signed))
+    if missing:
+        raise InputError(f"signed: missing field {missing[0]!r}")
     if signed.get("v") != 1:
         raise InputError("signed.v: 1")
     if signed.get("decision") not in OUTCOMES:
@@ -158,8 +161,6 @@ def check_signed(signed: Any) -> dict[str, Any]:
         _hex(item["sha256"], _SHA, f"signed.inputs[{n}].sha256")
         if item["role"] not in ROLES:
             raise InputError(f"signed.inputs[{n}].role: candidate, baseline or window")
-    if not any(i["role"] == "candidate" for i in inputs):
-        raise InputError("signed.inputs: no candidate")
     _hex(signed.get("policy_sha256"), _SHA, "signed.policy_sha256")
     _hex(signed.get("record_sha256"), _SHA, "signed.record_sha256")
     _hex(signed.get("gate_key_id"), _KID, "signed.gate_key_id")
