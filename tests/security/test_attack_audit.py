@@ -326,3 +326,40 @@ def test_a_partial_last_line_is_recovered_and_reported_by_the_next_run(
     last = json.loads(log.read_bytes().splitlines()[-1])
     assert a.failed == 0, run.stderr
     assert "removed an incomplete last line" in last["recovered"][0]
+
+
+def test_a_file_size_limit_hit_mid_append_leaves_the_log_whole(
+    tmp_path: Path, keys: tuple[GateKey, GateKey], attack: Attacker
+) -> None:
+    """The same refusal without a mount: RLIMIT_FSIZE in a child makes the write stop part-way
+    (where a small tmpfs cannot be mounted, this is the full disk)."""
+    import resource
+    import signal
+
+    victim, _ = keys
+    log = tmp_path / "audit.jsonl"
+    append(log, {"decision": {"outcome": "pass"}, "justification": "PASS"}, victim)
+    size = log.stat().st_size
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never return into pytest
+        message = "appended"
+        try:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a short write, not a kill
+            resource.setrlimit(resource.RLIMIT_FSIZE, (size + 100, size + 100))
+            append(log, {"decision": {"outcome": "fail"}, "justification": "x" * 500}, victim)
+        except Exception as exc:
+            message = f"{type(exc).__name__}: {exc}"
+        finally:
+            os.write(w, message.encode())
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        said = f.read().decode()
+    os.waitpid(pid, 0)
+    a = attack("hit the file size limit during an audit append, then append again")
+    a.attempt("InputError" in said and "not recorded" in said and log.stat().st_size == size)
+    done = append(log, {"decision": {"outcome": "pass"}, "justification": "PASS"}, victim)
+    code, doc = _verify(log)
+    a.attempt(done.entry["seq"] == 1 and done.notes == () and code == 0 and doc["entries"] == 2)
+    assert a.failed == 0, said
