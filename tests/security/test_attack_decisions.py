@@ -237,3 +237,50 @@ def test_last_approved_picks_only_a_verified_pass(
     assert held, (code, roles, err)
     assert status_of(collector, by_revoked) == "none"
     assert a.failed == 0
+
+
+def test_an_unsigned_pass_stored_before_the_upgrade_approves_nothing(
+    backend: str, tmp_path: Path, attack: Attacker
+) -> None:
+    from edgeprof.collector import db as schema
+    from edgeprof.collector.ingest import decode_upload, index_row
+    from edgeprof.collector.repository import store
+    from edgeprof.report.codec import encode
+    from edgeprof.report.signing import init_keys, sign
+    from edgeprof.testing.collector_server import fresh_database
+
+    with fresh_database(backend, tmp_path) as url:
+        engine = schema.make_engine(url)
+        try:
+            with engine.begin() as conn:  # a database as the version-1 collector left it
+                schema.current_version(conn)  # creates schema_migrations
+                schema.MIGRATIONS[0].apply(conn)
+                conn.execute(
+                    schema.schema_migrations.insert().values(
+                        version=1, applied_ns=0, description="v1"
+                    )
+                )
+            body = encode(sign(minimal_report(), init_keys(directory=tmp_path / "k")))
+            _, report = decode_upload(body)
+            rid = store(engine, index_row(report, body, "ed25519"), body, "t").id
+            with engine.begin() as conn:  # a bare pipeline token's "pass", as it was taken
+                conn.execute(
+                    schema.decisions.insert().values(
+                        id="01900000-0000-7000-8000-0000000000aa", received_ns=1,
+                        decision="pass", severity=None, record="{}", posted_by="t",
+                    )
+                )  # fmt: skip
+                conn.execute(
+                    sa.text("UPDATE reports SET gate_status = 'pass' WHERE id = :id"), {"id": rid}
+                )
+            schema.migrate(engine)
+            a = attack("an unsigned pass stored before signed decisions, after the upgrade")
+            with engine.connect() as conn:
+                status = conn.execute(
+                    sa.text("SELECT gate_status FROM reports WHERE id = :id"), {"id": rid}
+                ).scalar()
+                kept = conn.execute(sa.text("SELECT count(*) FROM decisions")).scalar()
+            a.attempt(status == "none" and kept == 1)
+            assert a.failed == 0
+        finally:
+            engine.dispose()
