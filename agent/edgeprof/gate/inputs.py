@@ -136,21 +136,22 @@ class CollectorSource:
         exactly these bytes (checked here too when this gate signed it)."""
         rid = str(listing.get("id"))
         found = self.client.json("GET", f"/v1/reports/{rid}/decisions").get("decisions") or []
-        mine = [d for d in found if d.get("role") == "candidate" and d.get("verified")]
-        if not mine:
-            return False
-        newest = max(mine, key=lambda d: (d["signed"]["time_ns"], d["received_ns"]))
-        signed = newest["signed"]
-        if signed.get("decision") != "pass":
-            return False
-        named = {
-            (i["report_id"], i["sha256"]) for i in signed["inputs"] if i["role"] == "candidate"
-        }
-        if (rid, listing.get("sha256")) not in named:
-            return False
-        if self.own_public is not None and signed.get("gate_key_id") == key_id(self.own_public):
-            sig = bytes.fromhex(str(newest.get("signature")))
-            return ed25519_verify(self.own_public, decision_message(signed), sig)
+        try:
+            mine = [d for d in found if d.get("role") == "candidate" and d.get("verified")]
+            if not mine:
+                return False
+            newest = max(mine, key=lambda d: (d["signed"]["time_ns"], d["received_ns"]))
+            signed = newest["signed"]
+            named = {
+                (i["report_id"], i["sha256"]) for i in signed["inputs"] if i["role"] == "candidate"
+            }
+            if signed["decision"] != "pass" or (rid, listing.get("sha256")) not in named:
+                return False
+            if self.own_public is not None and signed["gate_key_id"] == key_id(self.own_public):
+                sig = bytes.fromhex(str(newest["signature"]))
+                return ed25519_verify(self.own_public, decision_message(signed), sig)
+        except (KeyError, TypeError, ValueError):
+            return False  # not what a collector answers: not an approval
         return True
 
     def last_approved(self, report: dict[str, Any], look_back: int = 50) -> GateInput:
