@@ -23,6 +23,7 @@ main.add_command(gate_group)  # what cli.py will do; harmless if it already has
 def keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Keys:
     d = tmp_path / "keys"
     monkeypatch.setenv("EDGEPROF_KEY_DIR", str(d))
+    monkeypatch.setenv("EDGEPROF_GATE_KEY_DIR", str(tmp_path / "gate-key"))
     k = init_keys(directory=d)
     return Keys(d, hmac_key=k.hmac_key)
 
@@ -121,6 +122,15 @@ def test_regression_drift_and_audit_log(
     c = write(tmp_path / "c.msgpack", cur, keys)
     log = tmp_path / "audit.jsonl"
     args = ["gate", str(c), "--policy", str(policy), "--audit-log", str(log)]
+    code, _, err = invoke(*args, "--baseline", str(b))
+    assert code == 2
+    assert err.startswith("edgeprof: error: no gate key in ")
+    assert "edgeprof gate keygen" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not log.exists()
+    code, out, _ = invoke("gate", "keygen")
+    assert code == 0
+    assert "gate.ed25519.pub" in out
     code, out, _ = invoke(*args, "--baseline", str(b), "--window", str(b))
     assert code == 1
     assert "regression:latency_s" in out
@@ -149,3 +159,29 @@ def test_group_help_lists_subcommands() -> None:
     assert code == 0
     assert "check" in out
     assert "verify-log" in out
+
+
+def test_gate_keys_are_enrolled_listed_and_revoked_upstream(tmp_path: Path) -> None:
+    db = str(tmp_path / "collector.sqlite3")
+    code, out, _ = invoke("gate", "keygen")
+    assert code == 0
+    pub = tmp_path / "gate-key" / "gate.ed25519.pub"
+    kid = out.split()[2]
+    code, out, _ = invoke("gate", "keygen")
+    assert code == 2  # never replaced by accident
+    code, out, _ = invoke(
+        "collector", "gate-key", "add", "--db", db, "--name", "ci", "--public-key", str(pub)
+    )
+    assert (code, out.strip()) == (0, f"enrolled gate key {kid} (ci)")
+    code, out, _ = invoke("collector", "gate-key", "list", "--db", db, "--json")
+    (listed,) = json.loads(out)
+    assert listed["key_id"] == kid
+    assert listed["public_key"] == pub.read_text().strip()
+    code, out, _ = invoke("collector", "gate-key", "revoke", "--db", db, kid)
+    assert code == 0
+    assert invoke("collector", "gate-key", "list", "--db", db)[1] == ""
+    code, out, _ = invoke("collector", "gate-key", "list", "--db", db, "--all")
+    assert out.split() == [kid, "revoked", "ci"]
+    code, _, err = invoke("collector", "gate-key", "revoke", "--db", db, kid)
+    assert code == 2
+    assert "no enrolled gate key" in err

@@ -8,12 +8,16 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from pathlib import Path
 from typing import Any
 
 import msgpack
 import numpy as np
 import pytest
 
+from edgeprof.collector.gate_keys import add_gate_key
+from edgeprof.gate.inputs import decision_body
+from edgeprof.gate.keys import init_gate_key
 from edgeprof.report.codec import encode
 from edgeprof.report.signing import Keys, init_keys, sign
 from edgeprof.testing.collector_server import Deployment
@@ -310,37 +314,47 @@ def test_model_summary_per_board(collector: Deployment) -> None:
     assert collector.get_json("/v1/models/unknown/summary")[0] == 404
 
 
-def test_decisions_are_kept_and_mark_the_candidate(collector: Deployment) -> None:
+def test_decisions_are_kept_and_mark_the_candidate(collector: Deployment, tmp_path: Path) -> None:
+    key = init_gate_key(tmp_path / "gate-key")
+    add_gate_key(collector.engine, key.public, "ci")
     r = minimal_report()
     body = collector.signed(r)
     collector.upload(body)
     sha = hashlib.sha256(body).hexdigest()
-    record = {
-        "decision": "fail",
-        "severity": "high",
-        "inputs": [{"report_id": r["report_id"], "sha256": sha, "role": "candidate"}],
-        "justification": "p95 over 100 ms",
-    }
-    status, _data, _ = collector.request(
-        "POST",
-        "/v1/decisions",
-        token=collector.pipeline_token,
-        body=json.dumps(record).encode(),
-        ctype="application/json",
+    record = decision_body(
+        key,
+        decision="fail",
+        severity="high",
+        inputs=[{"report_id": r["report_id"], "sha256": sha, "role": "candidate"}],
+        policy_sha256="ab" * 32,
+        audit=None,
+        record={"justification": "p95 over 100 ms"},
     )
+
+    def post(token: str) -> tuple[int, Any]:
+        status, data, _ = collector.request(
+            "POST",
+            "/v1/decisions",
+            token=token,
+            body=json.dumps(record).encode(),
+            ctype="application/json",
+        )
+        return status, json.loads(data)
+
+    status, answer = post(collector.pipeline_token)
     assert status == 201
+    assert answer["duplicate"] is False
     status, page = collector.get_json("/v1/reports?gate_status=fail")
     assert [x["id"] for x in page["reports"]] == [r["report_id"]]
     status, found = collector.get_json(f"/v1/reports/{r['report_id']}/decisions")
-    assert found["decisions"][0]["record"]["justification"] == "p95 over 100 ms"
-    status, _, _ = collector.request(
-        "POST",
-        "/v1/decisions",
-        token=collector.device_token,
-        body=json.dumps(record).encode(),
-        ctype="application/json",
-    )
-    assert status == 403
+    (kept,) = found["decisions"]
+    assert kept["record"]["justification"] == "p95 over 100 ms"
+    assert kept["verified"] is True
+    assert kept["gate_key_id"] == key.key_id
+    assert kept["signed"] == record["signed"]
+    # the same signed decision again is the same decision, not a second one
+    assert post(collector.pipeline_token) == (200, {"id": answer["id"], "duplicate": True})
+    assert post(collector.device_token)[0] == 403
 
 
 def test_health_metrics_and_openapi(collector: Deployment) -> None:

@@ -5,6 +5,7 @@ as a subprocess)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from edgeprof.collector.gate_keys import add_gate_key
+from edgeprof.gate.keys import GateKey, init_gate_key
 from edgeprof.testing.collector_server import Deployment
 from edgeprof.testing.sample_reports import minimal_report
 
@@ -38,6 +41,14 @@ BASE_NS = 1_800_000_000_000_000_000
 HOUR = 3600 * 10**9
 
 
+@pytest.fixture(autouse=True)
+def gate_key(collector: Deployment, tmp_path: Path) -> GateKey:
+    """This gate's key, enrolled upstream (the subprocesses find it by the environment)."""
+    key = init_gate_key(tmp_path / "gate-key")
+    add_gate_key(collector.engine, key.public, "ci")
+    return key
+
+
 @pytest.fixture
 def policy(tmp_path: Path) -> Path:
     p = tmp_path / "policy.toml"
@@ -61,6 +72,7 @@ def gate(c: Deployment, tmp: Path, policy: Path, *args: str) -> tuple[int, dict[
         [sys.executable, "-m", "edgeprof", "gate", "check", "--collector", c.url,
          "--token-file", str(tok), "--policy", str(policy), "--json", *args],
         capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "EDGEPROF_GATE_KEY_DIR": str(tmp / "gate-key")},
     )  # fmt: skip
     doc = json.loads(result.stdout) if result.stdout.strip() else {}
     return result.returncode, doc, result.stderr

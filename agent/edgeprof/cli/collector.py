@@ -288,3 +288,62 @@ def key_revoke(db: str | None, key_id: str, device_id: str | None) -> None:
     finally:
         engine.dispose()
     click.echo(f"revoked key {key_id} ({n} device binding{'s' if n != 1 else ''})")
+
+
+@collector_group.group("gate-key")
+def gate_key_group() -> None:
+    """Gate keys: whose signed decisions this collector accepts (and counts as approvals)."""
+
+
+@gate_key_group.command("add")
+@_db_option
+@click.option("--name", required=True, help="Which gate (pipeline) the key belongs to.")
+@click.option(
+    "--public-key",
+    "public_key",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    required=True,
+    help="The gate's public key file (`edgeprof gate keygen` writes gate.ed25519.pub).",
+)
+def gate_key_add(db: str | None, name: str, public_key: Path) -> None:
+    """Enrol a gate's public key."""
+    from edgeprof.collector.gate_keys import add_gate_key
+    from edgeprof.gate.keys import read_public_key
+
+    public = read_public_key(public_key)
+    engine = _engine(db)
+    info = add_gate_key(engine, public, name)
+    engine.dispose()
+    click.echo(f"enrolled gate key {info.key_id} ({info.name})")
+
+
+@gate_key_group.command("list")
+@_db_option
+@click.option("--all", "show_all", is_flag=True, help="Include revoked keys.")
+@click.option("--json", "as_json", is_flag=True)
+def gate_key_list(db: str | None, show_all: bool, as_json: bool) -> None:
+    """The enrolled gate keys."""
+    from edgeprof.collector.gate_keys import list_gate_keys
+
+    engine = _engine(db)
+    found = list_gate_keys(engine, revoked=show_all)
+    engine.dispose()
+    if as_json:
+        click.echo(json.dumps([k.as_dict() for k in found]))
+        return
+    for k in found:
+        state = "revoked" if k.revoked_ns else "active"
+        click.echo(f"{k.key_id}  {state:<7}  {k.name}")
+
+
+@gate_key_group.command("revoke")
+@_db_option
+@click.argument("key_id")
+def gate_key_revoke(db: str | None, key_id: str) -> None:
+    """Stop trusting a gate key: its decisions stay, but approve nothing any more."""
+    from edgeprof.collector.gate_keys import revoke_gate_key
+
+    engine = _engine(db)
+    info = revoke_gate_key(engine, key_id)
+    engine.dispose()
+    click.echo(f"revoked gate key {info.key_id} ({info.name})")

@@ -16,11 +16,17 @@ from pathlib import Path
 import click
 
 from edgeprof import exit_codes
-from edgeprof.gate.audit import verify_log
+from edgeprof.errors import CollectorError, InputError
+from edgeprof.gate.audit import Anchor, LogCheck, verify_log
 from edgeprof.gate.evaluate import FAIL, NOT_EVALUATED, PASS, WARN, Decision
 from edgeprof.gate.job import CollectorQuery, GateRequest, run_gate
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
+_DIR = click.Path(file_okay=False, path_type=Path)
+_GATE_KEY_HELP = (
+    "The gate key directory (signs audit entries and posted decisions; default "
+    "$EDGEPROF_GATE_KEY_DIR or ~/.config/edgeprof/gate-key)."
+)
 _COLOURS = {PASS: "green", WARN: "yellow", FAIL: "red", NOT_EVALUATED: "magenta"}
 
 
@@ -78,7 +84,8 @@ def gate_group() -> None:
     type=click.IntRange(min=1),
     help="With --collector: the N runs of the same model and board before the candidate.",
 )
-@click.option("--audit-log", type=_FILE, help="Append the decision to this hash-chained log.")
+@click.option("--audit-log", type=_FILE, help="Append the decision to this signed, chained log.")
+@click.option("--gate-key", "gate_key", type=_DIR, default=None, help=_GATE_KEY_HELP)
 @click.option(
     "--allow-unsigned",
     is_flag=True,
@@ -117,6 +124,7 @@ def check(
     window: tuple[Path, ...],
     drift_window: int | None,
     audit_log: Path | None,
+    gate_key: Path | None,
     allow_unsigned: bool,
     trust: tuple[str, ...],
     as_json: bool,
@@ -144,6 +152,7 @@ def check(
             window=window,
             drift_window=drift_window,
             audit_log=audit_log,
+            gate_key_dir=gate_key,
             allow_unsigned=allow_unsigned,
             trust=trust,
             collector=query,
@@ -151,6 +160,8 @@ def check(
         )
     )
     decision = result.decision
+    for note in (result.audit or {}).get("notes", []):
+        click.echo(f"audit: {note}", err=True)
     if as_json:
         doc = {**decision.to_json(), "inputs": result.inputs}
         if result.audit is not None:
@@ -169,12 +180,69 @@ def check(
     sys.exit(result.exit_code)
 
 
+@gate_group.command("keygen")
+@click.option("--gate-key", "gate_key", type=_DIR, default=None, help=_GATE_KEY_HELP)
+@click.option("--force", is_flag=True, help="Replace an existing gate key.")
+def keygen(gate_key: Path | None, force: bool) -> None:
+    """Create this gate's Ed25519 key; enrol its .pub file upstream with
+    `edgeprof collector gate-key add --name NAME --public-key FILE`."""
+    from edgeprof.gate.keys import PUBLIC_FILE, init_gate_key
+
+    key = init_gate_key(gate_key, force=force)
+    click.echo(f"gate key {key.key_id} in {key.directory}")
+    click.echo(f"public key: {key.directory / PUBLIC_FILE} ({key.public.hex()})")
+
+
+def _anchors(url: str, token: str | None, token_file: Path | None, kid: str) -> list[Anchor]:
+    """What the collector recorded of this gate key's audit entries."""
+    from edgeprof.uplink.http import resolve_token
+    from edgeprof.uplink.pull import CollectorApi
+
+    api = CollectorApi.make(url, resolve_token(token, token_file))
+    try:
+        doc = api.json("GET", f"/v1/decisions?gate_key={kid}")
+        return [
+            Anchor(str(a["log_id"]), int(a["seq"]), str(a["sha256"]), str(a["decision_id"]))
+            for a in doc["anchors"]
+        ]
+    except CollectorError as exc:
+        raise InputError(f"cannot compare with the collector: {exc}") from None
+    except (KeyError, TypeError, ValueError):
+        raise InputError("the collector's answer is not a list of audit anchors") from None
+
+
 @gate_group.command("verify-log")
 @click.argument("file", type=_FILE)
+@click.option("--gate-key", "gate_key", type=_DIR, default=None, help=_GATE_KEY_HELP)
+@click.option(
+    "--public-key",
+    type=_FILE,
+    default=None,
+    help="Check signatures with this gate public key (hex file) instead of a key directory.",
+)
+@click.option("--collector", "collector_url", help="Also compare with what this collector holds.")
+@click.option("--token", default=None, help="Pipeline token for --collector (prefer a file).")
+@click.option("--token-file", type=_FILE, default=None, help="Read the pipeline token here.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable result.")
-def verify_log_cmd(file: Path, as_json: bool) -> None:
-    """Check the hash chain of an audit log: exit 0 intact, 1 broken (naming the line)."""
-    result = verify_log(file)
+def verify_log_cmd(
+    file: Path,
+    gate_key: Path | None,
+    public_key: Path | None,
+    collector_url: str | None,
+    token: str | None,
+    token_file: Path | None,
+    as_json: bool,
+) -> None:
+    """Check an audit log: chain, signatures, its signed head file and (with --collector) the
+    decisions recorded upstream; exit 0 intact, 1 broken (naming the first broken line)."""
+    from edgeprof.collector.signed_decision import key_id
+    from edgeprof.gate.keys import public_key_of, read_public_key
+
+    public = read_public_key(public_key) if public_key is not None else public_key_of(gate_key)
+    anchors = None
+    if collector_url is not None:
+        anchors = _anchors(collector_url, token, token_file, key_id(public))
+    result: LogCheck = verify_log(file, public, anchors)
     if as_json:
         click.echo(
             json.dumps(
@@ -182,11 +250,16 @@ def verify_log_cmd(file: Path, as_json: bool) -> None:
                     "ok": result.ok,
                     "entries": result.entries,
                     "head": result.head,
+                    "log_id": result.log_id,
                     "bad_line": result.bad_line,
                     "reason": result.reason,
+                    "notes": list(result.notes),
+                    "collector_anchors": None if anchors is None else len(anchors),
                 }
             )
         )
     else:
         click.echo(f"{file}: {result.message()}")
+        if anchors is not None and result.ok:
+            click.echo(f"collector: {len(anchors)} recorded decision(s) match the log")
     sys.exit(exit_codes.OK if result.ok else exit_codes.FAILED)

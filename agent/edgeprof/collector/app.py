@@ -35,9 +35,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from edgeprof import __version__
+from edgeprof.collector import decisions, signed_decision
 from edgeprof.collector import repository as repo
 from edgeprof.collector.ingest import Refused
 from edgeprof.collector.openapi import openapi_document
+from edgeprof.collector.signed_decision import MAX_BODY_BYTES as MAX_DECISION_BYTES
 from edgeprof.collector.tokens import (
     Role,
     TokenInfo,
@@ -55,7 +57,7 @@ DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
 MSGPACK_TYPES = ("application/msgpack", "application/x-msgpack", "application/vnd.msgpack")
 _ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _SHA_RE = re.compile(r"[0-9a-f]{64}")
-_MAX_DECISION_BYTES = 4 * 1024 * 1024
+_KID_RE = re.compile(r"[0-9a-f]{16}")
 TEXT_MAX = 256
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
@@ -273,15 +275,30 @@ class _Api:
         report_id = _report_id(request)
         if not await run_in_threadpool(repo.exists, self.engine, report_id):
             return _error(404, f"no report {report_id}")
-        found = await run_in_threadpool(repo.decisions_for, self.engine, report_id)
+        found = await run_in_threadpool(decisions.decisions_for, self.engine, report_id)
         return JSONResponse({"report_id": report_id, "decisions": found})
 
     async def post_decision(self, request: Request) -> Response:
         token = await self.auth(request, Role.PIPELINE, Role.ADMIN)
-        body = await self.read_body(request, _MAX_DECISION_BYTES)
-        record = _json_object(body)
-        decision_id = await run_in_threadpool(repo.add_decision, self.engine, record, token.id)
-        return JSONResponse({"id": decision_id}, status_code=201)
+        body = await self.read_body(request, MAX_DECISION_BYTES)
+        record = signed_decision.parse_body(body)
+        decision_id, created = await run_in_threadpool(
+            decisions.add_decision, self.engine, record, token.id
+        )
+        return JSONResponse(
+            {"id": decision_id, "duplicate": not created}, status_code=201 if created else 200
+        )
+
+    async def get_decisions(self, request: Request) -> Response:
+        await self.auth(request, Role.PIPELINE, Role.ADMIN)
+        unknown = sorted(set(request.query_params.keys()) - {"gate_key"})
+        if unknown:
+            raise InputError(f"unknown query parameter {unknown[0][:40]!r}")
+        kid = request.query_params.get("gate_key", "")
+        if not _KID_RE.fullmatch(kid):
+            raise InputError("gate_key: the gate key id, 16 lowercase hex digits")
+        found = await run_in_threadpool(decisions.anchors, self.engine, kid)
+        return JSONResponse({"gate_key": kid, "anchors": found})
 
     async def model_summary(self, request: Request) -> Response:
         await self.auth(request, Role.PIPELINE, Role.ADMIN)
@@ -417,7 +434,7 @@ def make_app(engine: Engine, settings: Settings | None = None) -> Starlette:
         r("/v1/reports", {"POST": api.post_report, "GET": api.list_reports}),
         r("/v1/reports/{report_id}", {"GET": api.get_report}),
         r("/v1/reports/{report_id}/decisions", {"GET": api.report_decisions}),
-        r("/v1/decisions", {"POST": api.post_decision}),
+        r("/v1/decisions", {"POST": api.post_decision, "GET": api.get_decisions}),
         r("/v1/models/{name}/summary", {"GET": api.model_summary}),
         r("/v1/tokens", {"GET": api.get_tokens, "POST": api.post_token}),
         r("/v1/tokens/{token_id}", {"DELETE": api.delete_token}),

@@ -195,6 +195,42 @@ def _v2_device_identity(conn: Connection) -> None:
     _v1_signing_keys.drop(conn, checkfirst=True)
 
 
+# -- migration 3: signed gate decisions (gate keys, each decision's signature and audit anchor)
+
+gate_keys = sa.Table(
+    "gate_keys",
+    metadata,
+    sa.Column("key_id", sa.String(16), primary_key=True),  # sha256(public key)[:16]
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("public_key", sa.LargeBinary, nullable=False),  # Ed25519, 32 bytes
+    sa.Column("created_ns", sa.BigInteger, nullable=False),
+    sa.Column("revoked_ns", sa.BigInteger, nullable=True),
+)
+
+decision_proofs = sa.Table(
+    "decision_proofs",
+    metadata,
+    sa.Column("decision_id", sa.String(36), sa.ForeignKey("decisions.id"), primary_key=True),
+    sa.Column("gate_key_id", sa.String(16), nullable=False),
+    sa.Column("decided_ns", sa.BigInteger, nullable=False),  # the gate's time, signed
+    sa.Column("policy_sha256", sa.String(64), nullable=False),
+    sa.Column("signed", sa.Text, nullable=False),  # the signed part, canonical JSON
+    sa.Column("signature", sa.String(128), nullable=False, unique=True),  # a replay is a repeat
+    sa.Column("audit_log_id", sa.String(64), nullable=True),
+    sa.Column("audit_seq", sa.BigInteger, nullable=True),
+    sa.Column("audit_sha256", sa.String(64), nullable=True),
+    sa.Index("ix_decision_proofs_key", "gate_key_id", "audit_log_id", "audit_seq"),
+)
+
+
+def _v3_signed_decisions(conn: Connection) -> None:
+    gate_keys.create(conn, checkfirst=True)
+    decision_proofs.create(conn, checkfirst=True)
+    # Statuses set by unsigned decisions (before this version) prove nothing: forget them, so
+    # that `last-approved` never picks a run a bare pipeline token marked. The decisions stay.
+    conn.execute(reports.update().values(gate_status="none"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "reports, bodies, tags, tokens, signing keys, gate decisions", _v1_initial),
     Migration(
@@ -202,6 +238,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "device identity: keys, boards and tokens bound to devices; HMAC secrets dropped",
         _v2_device_identity,
     ),
+    Migration(3, "signed gate decisions: gate keys, signatures, audit anchors", _v3_signed_decisions),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

@@ -78,6 +78,87 @@ _TOKEN = {
 }
 
 
+_HEX64 = {"type": "string", "pattern": SHA256_PATTERN}
+_DECISION_INPUT = {
+    "type": "object",
+    "required": ["report_id", "sha256", "role"],
+    "additionalProperties": False,
+    "properties": {
+        "report_id": {"type": "string", "pattern": UUID_PATTERN},
+        "sha256": _HEX64,
+        "role": {"type": "string", "enum": ["candidate", "baseline", "window"]},
+    },
+}
+_SIGNED = {
+    "type": "object",
+    "description": "what the gate key signs: 'edgeprof gate decision v1\\n' + canonical JSON",
+    "required": [
+        "v", "decision", "severity", "inputs", "policy_sha256", "audit", "time_ns",
+        "gate_key_id", "record_sha256",
+    ],
+    "additionalProperties": False,
+    "properties": {
+        "v": {"type": "integer", "enum": [1]},
+        "decision": {"type": "string", "enum": ["pass", "fail", "incomplete"]},
+        "severity": {
+            "type": "string", "nullable": True, "enum": ["critical", "high", "medium", "low", None],
+        },
+        "inputs": {"type": "array", "minItems": 1, "maxItems": 1100, "items": _DECISION_INPUT},
+        "policy_sha256": _HEX64,
+        "audit": {
+            "type": "object",
+            "nullable": True,
+            "required": ["log_id", "seq", "sha256"],
+            "additionalProperties": False,
+            "properties": {"log_id": _HEX64, "seq": _NS, "sha256": _HEX64},
+        },
+        "time_ns": _NS,
+        "gate_key_id": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
+        "record_sha256": _HEX64,
+    },
+}  # fmt: skip
+_DECISION_BODY = {
+    "type": "object",
+    "required": ["signed", "signature"],
+    "additionalProperties": False,
+    "properties": {
+        "signed": _SIGNED,
+        "signature": {"type": "string", "pattern": "^[0-9a-f]{128}$"},
+        "record": {"type": "object", "description": "the audit-log body; its sha256 is signed"},
+    },
+}
+_DECISION_ID = {
+    "type": "object",
+    "required": ["id", "duplicate"],
+    "properties": {"id": {"type": "string"}, "duplicate": {"type": "boolean"}},
+}
+_ANCHORS = {
+    "type": "object",
+    "required": ["gate_key", "anchors"],
+    "properties": {
+        "gate_key": {"type": "string"},
+        "anchors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["decision_id", "log_id", "seq", "sha256"],
+                "properties": {
+                    "decision_id": {"type": "string"},
+                    "log_id": {"type": "string"},
+                    "seq": {"type": "integer"},
+                    "sha256": {"type": "string"},
+                    "decided_ns": {"type": "integer"},
+                },
+            },
+        },
+    },
+}
+
+
+def _json_answer(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
 def _query(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "name": name,
@@ -300,69 +381,47 @@ def openapi_document() -> dict[str, Any]:
             },
             "/v1/decisions": {
                 "post": {
-                    "summary": "Record a gate decision (pipeline tokens): an audit-log entry",
+                    "summary": "Record a gate decision signed by an enrolled gate key "
+                    "(pipeline tokens); every report it names must be stored with that sha256",
                     "requestBody": {
                         "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["decision", "inputs"],
-                                    "properties": {
-                                        "decision": {
-                                            "type": "string",
-                                            "enum": ["pass", "fail", "incomplete"],
-                                        },
-                                        "severity": {
-                                            "type": "string",
-                                            "nullable": True,
-                                            "enum": ["critical", "high", "medium", "low", None],
-                                        },
-                                        "inputs": {
-                                            "type": "array",
-                                            "minItems": 1,
-                                            "items": {
-                                                "type": "object",
-                                                "required": ["report_id"],
-                                                "properties": {
-                                                    "report_id": {
-                                                        "type": "string",
-                                                        "pattern": UUID_PATTERN,
-                                                    },
-                                                    "sha256": {
-                                                        "type": "string",
-                                                        "pattern": SHA256_PATTERN,
-                                                    },
-                                                    "role": {
-                                                        "type": "string",
-                                                        "enum": ["candidate", "baseline", "window"],
-                                                    },
-                                                },
-                                            },
-                                        },
-                                    },
-                                }
-                            }
-                        },
+                        "content": {"application/json": {"schema": _DECISION_BODY}},
                     },
                     "responses": {
-                        "201": {
-                            "description": "recorded",
-                            "content": {
-                                "application/json": {
-                                    "schema": {
-                                        "type": "object",
-                                        "required": ["id"],
-                                        "properties": {"id": {"type": "string"}},
-                                    }
-                                }
-                            },
-                        },
-                        "400": _err("not a decision record"),
+                        "201": _json_answer("recorded", _DECISION_ID),
+                        "200": _json_answer(
+                            "this signed decision was already recorded", _DECISION_ID
+                        ),
+                        "400": _err("not JSON, not an object, or nested too deep"),
+                        "403": _err(
+                            "the token's role may not post, or the gate key is not enrolled"
+                        ),
                         "413": _err("body over the size limit"),
+                        "422": _err(
+                            "a field of the wrong type or range, a report not stored here or "
+                            "with another sha256, a signature or record hash that does not verify"
+                        ),
+                        **{k: v for k, v in _AUTH_ERRORS.items() if k != "403"},
+                    },
+                },
+                "get": {
+                    "summary": "The audit-log anchors (log id, seq, hash) of one gate key's "
+                    "decisions, for `edgeprof gate verify-log --collector`",
+                    "parameters": [
+                        {
+                            "name": "gate_key",
+                            "in": "query",
+                            "required": True,
+                            "description": "the gate key id (16 hex digits)",
+                            "schema": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
+                        }
+                    ],
+                    "responses": {
+                        "200": _json_answer("the anchors, by log and seq", _ANCHORS),
+                        "400": _err("gate_key missing or malformed, or an unknown parameter"),
                         **_AUTH_ERRORS,
                     },
-                }
+                },
             },
             "/v1/models/{name}/summary": {
                 "get": {

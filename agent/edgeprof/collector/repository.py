@@ -8,7 +8,6 @@ uploads of one report id exactly one insert wins; the others see the key taken a
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import time
@@ -19,10 +18,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from edgeprof.collector.db import decision_reports, decisions, report_bodies, report_tags, reports
+from edgeprof.collector.db import report_bodies, report_tags, reports
 from edgeprof.collector.ingest import IngestRow, Refused, check_signature, decode_upload, index_row
 from edgeprof.errors import InputError
-from edgeprof.report.codec import uuid7
 
 GATE_STATUSES = ("none", "pass", "fail", "incomplete")
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
@@ -315,85 +313,6 @@ def model_summary(engine: Engine, name: str) -> dict[str, Any] | None:
                 },
             }
     return out
-
-
-def add_decision(engine: Engine, record: dict[str, Any], posted_by: str) -> str:
-    """Keep one gate decision (an audit-log entry) and mark the candidate reports with it.
-
-    The reports themselves are never changed: ``gate_status`` is collector metadata, the
-    latest decision's verdict on that report.
-    """
-    decision = record.get("decision")
-    if decision not in ("pass", "fail", "incomplete"):
-        raise InputError("decision must be 'pass', 'fail' or 'incomplete'")
-    inputs = record.get("inputs")
-    if not isinstance(inputs, list) or not inputs:
-        raise InputError("inputs: a non-empty list of {report_id, sha256, role}")
-    links: dict[str, str] = {}
-    for item in inputs:
-        if not isinstance(item, dict) or not isinstance(item.get("report_id"), str):
-            raise InputError("inputs[]: each needs a report_id")
-        role = item.get("role", "candidate")
-        if role not in ("candidate", "baseline", "window"):
-            raise InputError(f"inputs[]: unknown role {role!r}")
-        rid = item["report_id"]
-        if not _UUID_RE.fullmatch(rid):
-            raise InputError("inputs[]: report_id is not a report id (a lowercase UUID)")
-        sha = item.get("sha256", "0" * 64)
-        if not (isinstance(sha, str) and _SHA_RE.fullmatch(sha)):
-            raise InputError("inputs[]: sha256 is 64 lowercase hex digits")
-        links.setdefault(rid, role)
-    severity = record.get("severity")
-    if severity is not None and severity not in ("critical", "high", "medium", "low"):
-        raise InputError(f"severity: unknown value {severity!r}")
-    decision_id = uuid7()
-    try:
-        text = json.dumps(record, sort_keys=True, allow_nan=False)
-    except ValueError:
-        raise InputError("the decision holds NaN or infinity; send null instead") from None
-    with engine.begin() as conn:
-        conn.execute(
-            decisions.insert().values(
-                id=decision_id,
-                received_ns=time.time_ns(),
-                decision=decision,
-                severity=severity,
-                record=text,
-                posted_by=posted_by,
-            )
-        )
-        conn.execute(
-            decision_reports.insert(),
-            [{"decision_id": decision_id, "report_id": r, "role": v} for r, v in links.items()],
-        )
-        candidates = [r for r, v in links.items() if v == "candidate"]
-        if candidates:
-            conn.execute(
-                reports.update().where(reports.c.id.in_(candidates)).values(gate_status=decision)
-            )
-    return decision_id
-
-
-def decisions_for(engine: Engine, report_id: str) -> list[dict[str, Any]]:
-    """Every decision that names this report, oldest first."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(decisions, decision_reports.c.role)
-            .join(decision_reports, decision_reports.c.decision_id == decisions.c.id)
-            .where(decision_reports.c.report_id == report_id)
-            .order_by(decisions.c.received_ns, decisions.c.id)
-        )
-        return [
-            {
-                "id": r.id,
-                "received_ns": r.received_ns,
-                "decision": r.decision,
-                "severity": r.severity,
-                "role": r.role,
-                "record": json.loads(r.record),
-            }
-            for r in rows
-        ]
 
 
 def exists(engine: Engine, report_id: str) -> bool:

@@ -11,20 +11,32 @@ machine usually holds no device HMAC key, so the collector's word stands for HMA
 
 From a collector the gate also finds its comparison runs: the last *approved* run of the same
 model on the same board (the regression baseline) and the runs before the candidate (the drift
-window); and it posts each decision back, so the collector shows it with the reports.
+window); and it posts each decision back, signed by the gate key, so the collector shows it with
+the reports. "Approved" means more than ``gate_status=pass``: the run's newest decision must be a
+pass the collector verified against an enrolled, unrevoked gate key, naming this run's sha256,
+and when that key is this gate's own, its signature is checked here too.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgeprof.collector.signed_decision import (
+    decision_message,
+    ed25519_verify,
+    key_id,
+    record_sha256,
+)
 from edgeprof.errors import CollectorError, InputError
 from edgeprof.gate.audit import json_safe
+from edgeprof.gate.evaluate import Decision
+from edgeprof.gate.keys import GateKey
 from edgeprof.report.codec import decode_wire, from_wire
 from edgeprof.report.signing import load_keys, verify_wire
 from edgeprof.uplink.pull import CollectorApi
@@ -83,6 +95,7 @@ class CollectorSource:
     """A collector the gate reads reports from and posts decisions to."""
 
     client: CollectorApi
+    own_public: bytes | None = None  # this gate's public key, when it has one
 
     def _load(self, listing: dict[str, Any]) -> GateInput:
         rid = str(listing.get("id"))
@@ -129,15 +142,40 @@ class CollectorSource:
             if item["id"] != report["report_id"]
         ]
 
-    def last_approved(self, report: dict[str, Any]) -> GateInput:
-        """The newest passed run of this model on this board before ``report``."""
-        found = self._before(report, 1, gate_status="pass")
-        if not found:
-            raise InputError(
-                f"gate: no approved run of {report['model']['name']} on "
-                f"{report['device']['board_id']} before this one to compare with"
-            )
-        return self._load(found[0])
+    def approved(self, listing: dict[str, Any]) -> bool:
+        """Whether the run's newest decision as a candidate is a verified, signed pass on
+        exactly these bytes (checked here too when this gate signed it)."""
+        rid = str(listing.get("id"))
+        found = self.client.json("GET", f"/v1/reports/{rid}/decisions").get("decisions") or []
+        try:
+            mine = [d for d in found if d.get("role") == "candidate" and d.get("verified")]
+            if not mine:
+                return False
+            newest = max(mine, key=lambda d: (d["signed"]["time_ns"], d["received_ns"]))
+            signed = newest["signed"]
+            named = {
+                (i["report_id"], i["sha256"]) for i in signed["inputs"] if i["role"] == "candidate"
+            }
+            if signed["decision"] != "pass" or (rid, listing.get("sha256")) not in named:
+                return False
+            if self.own_public is not None and signed["gate_key_id"] == key_id(self.own_public):
+                sig = bytes.fromhex(str(newest["signature"]))
+                return ed25519_verify(self.own_public, decision_message(signed), sig)
+        except (KeyError, TypeError, ValueError):
+            return False  # not what a collector answers: not an approval
+        return True
+
+    def last_approved(self, report: dict[str, Any], look_back: int = 50) -> GateInput:
+        """The newest approved run of this model on this board before ``report``: among the
+        ``look_back`` newest marked ``pass``, the first whose signed decision checks out."""
+        for listing in self._before(report, look_back, gate_status="pass"):
+            if self.approved(listing):
+                return self._load(listing)
+        raise InputError(
+            f"gate: no approved run of {report['model']['name']} on "
+            f"{report['device']['board_id']} before this one to compare with (a run is approved "
+            "by a signed pass from an enrolled gate key)"
+        )
 
     def window(self, report: dict[str, Any], n: int) -> list[GateInput]:
         """The ``n`` runs of this model on this board before ``report`` (oldest first)."""
@@ -151,25 +189,59 @@ class CollectorSource:
 
     def post_decision(
         self,
-        outcome: str,
-        severity: str | None,
+        decision: Decision,
         inputs: list[dict[str, Any]],
         record: dict[str, Any],
+        key: GateKey,
     ) -> str:
-        """Record the decision upstream; its id there."""
+        """Record the decision upstream, signed by the gate key; its id there."""
         roles = {"report": "candidate", "baseline": "baseline", "window": "window"}
-        body = {
-            "decision": outcome,
-            "severity": severity,
-            "inputs": [
+        audit = record.get("audit")
+        body = decision_body(
+            key,
+            decision=decision.outcome,
+            severity=decision.severity,
+            inputs=[
                 {"report_id": i["report_id"], "sha256": i["sha256"], "role": roles[i["role"]]}
                 for i in inputs
             ],
-            "justification": record.get("justification"),
-            "record": json_safe(record),  # the audit-log body, rules and values included
-        }
+            policy_sha256=decision.policy_sha256,
+            audit={k: audit[k] for k in ("log_id", "seq", "sha256")} if audit else None,
+            record=record,
+        )
         try:
             answer = self.client.json("POST", "/v1/decisions", body)
         except CollectorError as exc:
             raise InputError(f"the decision was not recorded by the collector: {exc}") from None
         return str(answer.get("id"))
+
+
+def decision_body(
+    key: GateKey,
+    *,
+    decision: str,
+    severity: str | None,
+    inputs: list[dict[str, str]],
+    policy_sha256: str,
+    audit: dict[str, Any] | None,
+    record: dict[str, Any],
+    time_ns: int | None = None,
+) -> dict[str, Any]:
+    """What ``POST /v1/decisions`` takes: the signed part, its signature and the record."""
+    clean = json_safe(record)  # the audit-log body, rules and values included
+    signed = {
+        "v": 1,
+        "decision": decision,
+        "severity": severity,
+        "inputs": inputs,
+        "policy_sha256": policy_sha256,
+        "audit": audit,
+        "time_ns": time.time_ns() if time_ns is None else time_ns,
+        "gate_key_id": key.key_id,
+        "record_sha256": record_sha256(clean),
+    }
+    return {
+        "signed": signed,
+        "signature": key.sign(decision_message(signed)).hex(),
+        "record": clean,
+    }

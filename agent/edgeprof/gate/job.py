@@ -17,6 +17,7 @@ from edgeprof.errors import InputError
 from edgeprof.gate.audit import append
 from edgeprof.gate.evaluate import Decision, evaluate
 from edgeprof.gate.inputs import CollectorSource, GateInput, load_file
+from edgeprof.gate.keys import GateKey, load_gate_key
 from edgeprof.gate.policy import load_policy
 from edgeprof.report.trust import load_trust
 
@@ -46,6 +47,7 @@ class GateRequest:
     window: tuple[Path, ...] = ()  # earlier runs for drift, as files
     drift_window: int | None = None  # with a collector: the N runs before the candidate
     audit_log: Path | None = None
+    gate_key_dir: Path | None = None  # signs audit entries and posted decisions (None: default)
     allow_unsigned: bool = False
     # Trusted Ed25519 public keys for report files: .pub/trust files, directories, keys in hex;
     # empty: the trust store. This device's own key is trusted either way.
@@ -61,7 +63,7 @@ class GateResult:
 
     decision: Decision
     inputs: list[dict[str, Any]]  # as the audit log and the collector record them
-    audit: dict[str, Any] | None  # {"path", "seq", "sha256"} of the audit-log entry
+    audit: dict[str, Any] | None  # {"path", "log_id", "seq", "sha256", "notes"} of the entry
     collector_decision_id: str | None
 
     @property
@@ -100,12 +102,17 @@ def audit_body(
     }
 
 
-def _source(query: CollectorQuery) -> CollectorSource:
+def _source(query: CollectorQuery, key_dir: Path | None) -> CollectorSource:
+    from edgeprof.gate.keys import public_key_of
     from edgeprof.uplink.http import resolve_token
     from edgeprof.uplink.pull import CollectorApi
 
+    try:  # a gate that holds its own key also re-checks its own decisions it reads back
+        own = public_key_of(key_dir)
+    except InputError:
+        own = None
     return CollectorSource(
-        CollectorApi.make(query.url, resolve_token(query.token, query.token_file))
+        CollectorApi.make(query.url, resolve_token(query.token, query.token_file)), own
     )
 
 
@@ -117,7 +124,12 @@ def run_gate(req: GateRequest) -> GateResult:
     """Evaluate the request's reports; :class:`InputError` when it cannot be evaluated at all."""
     policy = load_policy(req.policy_file)
     query = req.collector
-    source = _source(query) if query is not None else None
+    source = _source(query, req.gate_key_dir) if query is not None else None
+    posting = source is not None and query is not None and query.post
+    # Loaded before any work: a gate that cannot sign refuses at once, not after evaluating.
+    key: GateKey | None = None
+    if req.audit_log is not None or posting:
+        key = load_gate_key(req.gate_key_dir)
     if query is None and (req.stray_filters or req.drift_window):
         raise InputError("--model/--board/--device/--tag/--drift-window need --collector")
     trusted = load_trust(req.trust) if req.reports or req.window or _is_file(req.baseline) else {}
@@ -149,11 +161,17 @@ def run_gate(req: GateRequest) -> GateResult:
     inputs += [w.describe("window") for w in past]
     body = audit_body(decision, inputs, policy.origin)
     audit = None
-    if req.audit_log is not None:
-        entry = append(req.audit_log, body)
-        audit = {"path": os.fspath(req.audit_log), "seq": entry["seq"], "sha256": entry["sha256"]}
+    if req.audit_log is not None and key is not None:
+        done = append(req.audit_log, body, key)
+        audit = {
+            "path": os.fspath(req.audit_log),
+            "log_id": done.log_id,
+            "seq": done.entry["seq"],
+            "sha256": done.hash,
+            "notes": list(done.notes),
+        }
     posted = None
-    if source is not None and query is not None and query.post:
+    if posting and source is not None and key is not None:
         record = {**body, "audit": audit}
-        posted = source.post_decision(decision.outcome, decision.severity, inputs, record)
+        posted = source.post_decision(decision, inputs, record, key)
     return GateResult(decision, inputs, audit, posted)
