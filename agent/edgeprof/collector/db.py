@@ -238,7 +238,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         "device identity: keys, boards and tokens bound to devices; HMAC secrets dropped",
         _v2_device_identity,
     ),
-    Migration(3, "signed gate decisions: gate keys, signatures, audit anchors", _v3_signed_decisions),
+    Migration(
+        3, "signed gate decisions: gate keys, signatures, audit anchors", _v3_signed_decisions
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
