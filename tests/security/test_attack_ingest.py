@@ -178,3 +178,41 @@ def test_hostile_bodies_cost_memory_in_proportion(
         assert a.attempt(held and grew < 8 * size), (name, grew)
     assert collector.request("GET", "/healthz")[0] == 200
     assert a.failed == 0
+
+
+def test_offline_readers_refuse_the_same(tmp_path: Path, attack: Callable[[str], Attack]) -> None:
+    """The gate and the report readers on a pipeline machine use the same decoder and checks."""
+    from edgeprof.errors import InputError
+    from edgeprof.gate.inputs import load_file
+    from edgeprof.report.codec import decode, encode, read_report
+
+    a = attack("offline: duplicate keys, a contradicting summary, a hostile body")
+    contradicting = minimal_report(latency_s=np.full(50, 0.5))
+    contradicting["summary"]["latency"]["p95_s"] = 1e-5
+    wire: dict[str, Any] = msgpack.unpackb(encode(minimal_report()), raw=False)
+    packer = msgpack.Packer(use_bin_type=True)
+    duplicated = bytearray(packer.pack_map_header(len(wire) + 1))
+    for k, v in wire.items():
+        duplicated += packer.pack(k) + packer.pack(v)
+    duplicated += packer.pack("tags") + packer.pack({"approved": "yes"})
+    n = 1 << 20
+    files = {
+        "contradicting.msgpack": encode(contradicting),
+        "duplicated.msgpack": bytes(duplicated),
+        "hostile.msgpack": b"\xdd" + n.to_bytes(4, "big") + b"\x80" * n,
+    }
+    for name, data in files.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        try:
+            load_file(path, allow_unsigned=True)
+            refused_by_gate = False
+        except InputError:
+            refused_by_gate = True
+        assert a.attempt(refused_by_gate), name
+        if name != "contradicting.msgpack":  # readers check structure; the gate also the summary
+            with pytest.raises(InputError):
+                decode(data)
+            with pytest.raises(InputError):
+                read_report(path, verify=False)
+    assert a.failed == 0
