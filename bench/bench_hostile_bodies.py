@@ -46,13 +46,14 @@ def bodies(size: int) -> dict[str, bytes]:
 
 def _in_report(n: int) -> bytes:
     """A valid report map whose ``quality`` is a list of ``n`` empty maps: the envelope passes."""
-    wire = msgpack.unpackb(encode(minimal_report()), raw=False)
+    wire: dict[str, Any] = msgpack.unpackb(encode(minimal_report()), raw=False)
     wire.pop("quality", None)
     packer = msgpack.Packer(use_bin_type=True)
     out = bytearray(packer.pack_map_header(len(wire) + 1))
     for key, value in wire.items():
         out += packer.pack(key) + packer.pack(value)
-    return bytes(out) + packer.pack("quality") + b"\xdd" + n.to_bytes(4, "big") + b"\x80" * n
+    tail = bytes(packer.pack("quality")) + b"\xdd" + n.to_bytes(4, "big") + b"\x80" * n
+    return bytes(out) + tail
 
 
 def _wide_nesting(n: int) -> bytes:
