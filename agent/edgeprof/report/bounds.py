@@ -39,18 +39,34 @@ class TrailingBytesError(InputError):
     """Bytes follow the one top-level object."""
 
 
-# Fixed sizes of the payload after the type byte (0 for nil/bool): scalars and the lengths of
-# str/bin/ext headers. Containers are handled separately.
-_SCALAR: Final = {
-    0xC0: 0, 0xC2: 0, 0xC3: 0,  # nil, false, true
-    0xCA: 4, 0xCB: 8,  # float32, float64
-    0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8,  # uint8..64
-    0xD0: 1, 0xD1: 2, 0xD2: 4, 0xD3: 8,  # int8..64
-}  # fmt: skip
-_SIZED: Final = {0xC4: 1, 0xC5: 2, 0xC6: 4, 0xD9: 1, 0xDA: 2, 0xDB: 4}  # bin8..32, str8..32
-_ARRAY: Final = {0xDC: 2, 0xDD: 4}
-_MAP: Final = {0xDE: 2, 0xDF: 4}
-_EXT: Final = frozenset({0xC7, 0xC8, 0xC9, 0xD4, 0xD5, 0xD6, 0xD7, 0xD8})
+# What each first byte is: (kind, size). kind 0: skip ``size`` payload bytes (fixints, nil,
+# bools, numbers, fixstr); 1: a container of ``size`` values (fixmap: 2 per entry, fixarray);
+# 2: a str/bin whose length takes ``size`` bytes; 3: an array, 4: a map whose entry count
+# takes ``size`` bytes; 5: an extension type; 6: the reserved byte 0xc1.
+def _table() -> tuple[tuple[int, int], ...]:
+    rows = [(6, 0)] * 256
+    for b in range(0x00, 0x80):
+        rows[b] = (0, 0)
+    for b in range(0xE0, 0x100):
+        rows[b] = (0, 0)
+    for b in range(0x80, 0x90):
+        rows[b] = (1, 2 * (b & 0x0F))
+    for b in range(0x90, 0xA0):
+        rows[b] = (1, b & 0x0F)
+    for b in range(0xA0, 0xC0):
+        rows[b] = (0, b & 0x1F)
+    for b, size in ((0xC0, 0), (0xC2, 0), (0xC3, 0), (0xCA, 4), (0xCB, 8), (0xCC, 1), (0xCD, 2),
+                    (0xCE, 4), (0xCF, 8), (0xD0, 1), (0xD1, 2), (0xD2, 4), (0xD3, 8)):  # fmt: skip
+        rows[b] = (0, size)
+    for b, width in ((0xC4, 1), (0xC5, 2), (0xC6, 4), (0xD9, 1), (0xDA, 2), (0xDB, 4)):
+        rows[b] = (2, width)
+    rows[0xDC], rows[0xDD], rows[0xDE], rows[0xDF] = (3, 2), (3, 4), (4, 2), (4, 4)
+    for b in (0xC7, 0xC8, 0xC9, 0xD4, 0xD5, 0xD6, 0xD7, 0xD8):
+        rows[b] = (5, 0)
+    return tuple(rows)
+
+
+_KINDS: Final = _table()
 
 
 def check_bounds(data: bytes, origin: str, bounds: Bounds = DEFAULT_BOUNDS) -> int:
@@ -63,51 +79,48 @@ def check_bounds(data: bytes, origin: str, bounds: Bounds = DEFAULT_BOUNDS) -> i
     n = len(data)
     pos = 0
     objects = 0
-    pending = [1]  # values still to read at each open level; the bottom is the top object
-    while pending:
-        if pending[-1] == 0:
-            pending.pop()
+    max_objects, max_depth = bounds.max_objects, bounds.max_depth
+    kinds = _KINDS
+    left = 1  # values still to read at the current level; the top level holds one
+    stack: list[int] = []  # the counts of the levels above
+    while True:
+        if not left:
+            if not stack:
+                break
+            left = stack.pop()
             continue
-        pending[-1] -= 1
+        left -= 1
         if pos >= n:
             raise _truncated(origin, n)
-        b = data[pos]
+        kind, size = kinds[data[pos]]
         pos += 1
         objects += 1
-        if objects > bounds.max_objects:
+        if objects > max_objects:
             raise InputError(
-                f"{origin}: more than {bounds.max_objects} values (a report holds a few hundred)"
+                f"{origin}: more than {max_objects} values (a report holds a few hundred)"
             )
-        if b <= 0x7F or b >= 0xE0:  # fixints
+        if kind == 0:
+            pos += size
             continue
-        count = -1  # entries of a container opened here
-        if b <= 0x8F:
-            count = 2 * (b & 0x0F)
-        elif b <= 0x9F:
-            count = b & 0x0F
-        elif b <= 0xBF:
-            pos += b & 0x1F
-        elif b in _SCALAR:
-            pos += _SCALAR[b]
-        elif b in _SIZED:
-            width = _SIZED[b]
-            pos += width + _length(data, pos, width, origin)
-        elif b in _ARRAY:
-            width = _ARRAY[b]
-            count = _container(_length(data, pos, width, origin), bounds, origin)
-            pos += width
-        elif b in _MAP:
-            width = _MAP[b]
-            count = 2 * _container(_length(data, pos, width, origin), bounds, origin)
-            pos += width
-        elif b in _EXT:
+        if kind == 2:
+            pos += size + _length(data, pos, size, origin)
+            continue
+        if kind == 1:
+            count = size
+        elif kind == 3 or kind == 4:
+            count = _container(_length(data, pos, size, origin), bounds, origin)
+            count *= 2 if kind == 4 else 1
+            pos += size
+        elif kind == 5:
+            b = data[pos - 1]
             raise InputError(f"{origin}: msgpack extension type 0x{b:02x}: not part of a report")
-        else:  # 0xc1: never used
+        else:
             raise InputError(f"{origin}: not a msgpack report (corrupted?): reserved byte 0xc1")
-        if count > 0:
-            if len(pending) > bounds.max_depth:
-                raise InputError(f"{origin}: nested deeper than {bounds.max_depth} levels")
-            pending.append(count)
+        if count:
+            if len(stack) >= max_depth:
+                raise InputError(f"{origin}: nested deeper than {max_depth} levels")
+            stack.append(left)
+            left = count
     if pos > n:
         raise _truncated(origin, n)
     if pos < n:

@@ -358,7 +358,7 @@ class Report(_S, kw_only=True):
             raise FieldError("per_inference.latency_s", "holds NaN or infinity")
         for name, arr in per.items():  # NaN is "not measured" in the other rows
             amount = name in _NON_NEGATIVE_ROWS or name.startswith("energy_j.")
-            if amount and arr.dtype.kind in "fiu" and n and bool(np.nanmin(arr, initial=0) < 0):
+            if amount and arr.dtype.kind in "fi" and bool((arr < 0).any()):  # NaN < 0 is False
                 raise FieldError(f"per_inference.{name}", f"negative ({np.nanmin(arr):g})")
 
 
