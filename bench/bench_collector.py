@@ -227,14 +227,18 @@ def _line(name: str, r: dict[str, Any]) -> str:
 
 
 def ingest_bench(
-    backend: str, tmp: Path, rounds: int, count: dict[str, int]
+    backend: str,
+    tmp: Path,
+    rounds: int,
+    count: dict[str, int],
+    clients_list: tuple[int, ...] = CLIENTS,
 ) -> list[dict[str, Any]]:
     rows = []
     with fresh_database(backend, tmp) as keys_db:
         keyholder = deploy(keys_db, tmp)
         for size_name, size in SIZES.items():
             items = make_bodies(count[size_name] * 2 * rounds, size, keyholder)
-            for clients in CLIENTS:
+            for clients in clients_list:
                 row = compare(backend, tmp, keyholder, items, clients, rounds)
                 row = {"backend": backend, "size": size_name, "clients": clients, **row}
                 print(
@@ -350,6 +354,7 @@ def main() -> None:
     ap.add_argument("--count-10kb", type=int, default=400, help="reports per run, 10 KB")
     ap.add_argument("--count-1mb", type=int, default=60, help="reports per run, 1 MB")
     ap.add_argument("--requests", type=int, default=300, help="requests per query")
+    ap.add_argument("--clients", default="1,8,32", help="client counts for ingest, e.g. 1,8")
     ap.add_argument("--skip-ingest", action="store_true")
     ap.add_argument("--skip-query", action="store_true")
     args = ap.parse_args()
@@ -361,7 +366,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=os.environ.get("EDGEPROF_BENCH_TMP")) as tmp:
         for backend in backends:
             if not args.skip_ingest:
-                results["ingest"] += ingest_bench(backend, Path(tmp), args.rounds, counts)
+                clients = tuple(int(c) for c in args.clients.split(",") if c)
+                results["ingest"] += ingest_bench(backend, Path(tmp), args.rounds, counts, clients)
             if not args.skip_query:
                 results["query"] += query_bench(backend, Path(tmp), args.requests)
     print(save("collector", results))

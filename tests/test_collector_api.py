@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from edgeprof.testing.collector_server import Deployment
 from edgeprof.testing.sample_reports import minimal_report
 
 pytestmark = pytest.mark.integration
+BASE_NS = time.time_ns() - 60 * 86_400 * 10**9  # within the collector's created_ns window
 
 
 def test_upload_then_duplicate_then_byte_identical_download(collector: Deployment) -> None:
@@ -67,7 +69,7 @@ def test_listing_carries_the_indexed_fields(collector: Deployment) -> None:
 
 def test_filters_and_cursor_pagination(collector: Deployment) -> None:
     ids: dict[tuple[str, str], list[str]] = {}
-    base = 1_800_000_000_000_000_000
+    base = BASE_NS
     for i in range(23):
         model, board = ("a", "b")[i % 2], ("x", "y", "z")[i % 3]
         r = minimal_report(
@@ -201,7 +203,7 @@ def test_admin_manages_tokens_and_revocation_is_immediate(collector: Deployment)
 
 def _tampered(collector: Deployment) -> bytes:
     wire: dict[str, Any] = msgpack.unpackb(collector.signed(minimal_report()))
-    wire["summary"]["latency"]["p95_s"] = 1e-9
+    wire["model"]["name"] = "another-model"  # still valid and self-consistent: only the signature
     return bytes(msgpack.packb(wire, use_bin_type=True))
 
 
@@ -292,7 +294,7 @@ def test_concurrent_uploads_of_one_report_store_it_exactly_once(collector: Deplo
 
 
 def test_model_summary_per_board(collector: Deployment) -> None:
-    base = 1_800_000_000_000_000_000
+    base = BASE_NS
     day = 86_400 * 10**9
     for i, p95 in enumerate([0.010, 0.012, 0.008, 0.014]):
         r = minimal_report(
@@ -363,7 +365,9 @@ def test_health_metrics_and_openapi(collector: Deployment) -> None:
     status, body, _ = collector.request("GET", "/healthz")
     assert status == 200
     assert json.loads(body)["status"] == "ok"
-    status, body, _ = collector.request("GET", "/metrics")
+    assert collector.request("GET", "/metrics")[0] == 401  # behind a token (--public-metrics)
+    status, body, _ = collector.request("GET", "/metrics", token=collector.pipeline_token)
+    assert status == 200
     text = body.decode()
     assert 'edgeprof_collector_uploads_total{outcome="created"} 1.0' in text
     assert 'edgeprof_collector_uploads_total{outcome="refused"} 1.0' in text

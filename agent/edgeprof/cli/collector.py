@@ -57,13 +57,41 @@ def _db_option(f: Any) -> Any:
     help="Largest report accepted (413 above it).",
 )
 @click.option("--access-log", is_flag=True, help="Log every request.")
-def serve(db: str | None, host: str, port: int, max_body_bytes: int, access_log: bool) -> None:
+@click.option(
+    "--public-metrics",
+    is_flag=True,
+    help="Serve /metrics without a token (by default it needs a pipeline or admin token).",
+)
+@click.option(
+    "--max-report-age-days",
+    type=click.IntRange(min=0),
+    default=365,
+    show_default=True,
+    help="Refuse reports whose created_ns is older than this (0: no bound).",
+)
+def serve(
+    db: str | None,
+    host: str,
+    port: int,
+    max_body_bytes: int,
+    access_log: bool,
+    public_metrics: bool,
+    max_report_age_days: int,
+) -> None:
     """Run the collector: devices upload reports, pipelines pull them (HTTP API)."""
     _need_extra()
     from edgeprof.collector.server import default_database
     from edgeprof.collector.server import serve as run
 
-    run(db or default_database(), host, port, max_body_bytes=max_body_bytes, access_log=access_log)
+    run(
+        db or default_database(),
+        host,
+        port,
+        max_body_bytes=max_body_bytes,
+        access_log=access_log,
+        public_metrics=public_metrics,
+        max_report_age_days=max_report_age_days,
+    )
 
 
 @click.group("collector")

@@ -1,7 +1,11 @@
 """The collector's HTTP API (Starlette): reports in from devices, out to pipelines.
 
 Every handler answers bad input with a 4xx and a JSON ``{"error": "..."}`` that names the
-problem; a 5xx means a bug or a database outage, never a malformed request. Database work is
+problem; a 5xx means a bug or a database outage, never a malformed request: numbers in the query
+and headers are ASCII digits within a range (``str.isdigit`` also takes "²", which ``int``
+refuses), repeated filters are capped (:data:`MAX_TAGS`), report ids are canonical lower-case
+UUIDs. ``/metrics`` needs a pipeline or admin token unless the collector was started with
+``--public-metrics``. Database work is
 synchronous SQLAlchemy run in the thread pool, so one slow query does not stall the loop.
 The published contract is :mod:`edgeprof.collector.openapi` (``GET /openapi.json``).
 """
@@ -37,7 +41,7 @@ from starlette.routing import Route
 from edgeprof import __version__
 from edgeprof.collector import decisions, signed_decision
 from edgeprof.collector import repository as repo
-from edgeprof.collector.ingest import Refused
+from edgeprof.collector.ingest import DEFAULT_POLICY, IngestPolicy, Refused
 from edgeprof.collector.openapi import openapi_document
 from edgeprof.collector.signed_decision import MAX_BODY_BYTES as MAX_DECISION_BYTES
 from edgeprof.collector.tokens import (
@@ -58,13 +62,19 @@ MSGPACK_TYPES = ("application/msgpack", "application/x-msgpack", "application/vn
 _ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _SHA_RE = re.compile(r"[0-9a-f]{64}")
 _KID_RE = re.compile(r"[0-9a-f]{16}")
+_MAX_DECISION_BYTES = 4 * 1024 * 1024
+MAX_TAGS = 32  # tag= filters per query: each is a join, and 2,000 overflow SQLite's parser
 TEXT_MAX = 256
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 @dataclass(frozen=True)
 class Settings:
+    """What ``edgeprof serve`` configures: body limit, ingest window, open metrics."""
+
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    ingest: IngestPolicy = DEFAULT_POLICY
+    public_metrics: bool = False
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -172,7 +182,7 @@ class _Api:
     async def read_body(self, request: Request, limit: int) -> bytes:
         length = request.headers.get("content-length")
         if length is not None:
-            if not length.isdigit():
+            if not _digits(length) or len(length) > 19:
                 raise Refused(400, "Content-Length is not a number")
             if int(length) > limit:
                 raise Refused(413, f"body of {int(length)} bytes; the limit is {limit}")
@@ -196,7 +206,9 @@ class _Api:
         if not body:
             raise Refused(400, "empty body: expected a msgpack report")
         try:
-            stored = await run_in_threadpool(repo.ingest, self.engine, body, token.id)
+            stored = await run_in_threadpool(
+                repo.ingest, self.engine, body, token.id, self.settings.ingest
+            )
         except Refused:
             self.metrics.uploads.labels("refused").inc()
             raise
@@ -235,7 +247,7 @@ class _Api:
             runner=q.get("runner"),
             created_after_ns=_time_ns(q.get("created_after"), "created_after"),
             created_before_ns=_time_ns(q.get("created_before"), "created_before"),
-            tags=[_tag(t) for t in q.getlist("tag")],
+            tags=[_tag(t) for t in _capped_tags(q.getlist("tag"))],
             gate_status=gate,
         )
         for name in ("model", "board", "device", "runner"):
@@ -246,8 +258,8 @@ class _Api:
         if order not in ("asc", "desc"):
             raise InputError("order: asc (oldest first, the default) or desc")
         limit_text = q.get("limit", "100")
-        if not limit_text.isdigit():
-            raise InputError("limit: a whole number")
+        if not _digits(limit_text) or len(limit_text) > 6:
+            raise InputError(f"limit: a whole number from 1 to {repo.MAX_PAGE}")
         page, cursor = await run_in_threadpool(
             lambda: repo.list_reports(
                 self.engine,
@@ -358,6 +370,8 @@ class _Api:
         return JSONResponse({"status": "ok", "version": __version__})
 
     async def metrics_endpoint(self, request: Request) -> Response:
+        if not self.settings.public_metrics:
+            await self.auth(request, Role.PIPELINE, Role.ADMIN)
         data = await run_in_threadpool(generate_latest, self.metrics.registry)
         return Response(data, media_type=CONTENT_TYPE_LATEST)
 
@@ -371,10 +385,24 @@ class _Unauthorized(Refused):
 
 
 def _report_id(request: Request) -> str:
+    """The path's report id, canonical (lower-case UUID, as stored) or a 400 saying so."""
     report_id: str = request.path_params["report_id"]
     if not _ID_RE.fullmatch(report_id):
-        raise Refused(404, f"no report {report_id[:40]!r} (ids are lowercase UUIDs)")
+        raise Refused(
+            400, f"report id {report_id[:40]!r} is not a lower-case UUID (the only form stored)"
+        )
     return report_id
+
+
+def _digits(text: str) -> bool:
+    """Only ASCII digits: ``str.isdigit`` also accepts "²" and other digits ``int`` refuses."""
+    return text.isascii() and text.isdigit()
+
+
+def _capped_tags(values: list[str]) -> list[str]:
+    if len(values) > MAX_TAGS:
+        raise InputError(f"tag: at most {MAX_TAGS} tag filters, got {len(values)}")
+    return values
 
 
 def _wants_msgpack(request: Request) -> bool:
@@ -391,7 +419,7 @@ def _time_ns(value: str | None, name: str) -> int | None:
     """Unix nanoseconds, or an ISO 8601 time with its zone (``2026-12-02T10:00:00Z``)."""
     if value is None:
         return None
-    if value.isdigit():
+    if _digits(value):
         if len(value) > 19 or int(value) >= 2**63:
             raise InputError(f"{name}: out of range")
         return int(value)
@@ -401,7 +429,10 @@ def _time_ns(value: str | None, name: str) -> int | None:
         raise InputError(f"{name}: Unix nanoseconds or an ISO 8601 time") from None
     if when.tzinfo is None:
         raise InputError(f"{name}: give the time zone (e.g. 2026-12-02T10:00:00Z)")
-    ns = int(when.timestamp()) * 1_000_000_000 + when.microsecond * 1000
+    try:
+        ns = int(when.timestamp()) * 1_000_000_000 + when.microsecond * 1000
+    except (OverflowError, OSError, ValueError):  # year 1 or 9999 shifted by its zone
+        raise InputError(f"{name}: out of range") from None
     if not 0 <= ns < 2**63:
         raise InputError(f"{name}: out of range")
     return ns

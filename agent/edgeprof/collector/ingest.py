@@ -1,17 +1,31 @@
 """An uploaded body in; a checked report and the row that indexes it out, or a clear refusal.
 
-The order of checks is the order of cost: the envelope (msgpack, schema, major version), the v1
-validation of every field, then the signatures against the enrolled keys. Each refusal carries
-the HTTP status and a message that names the problem, so a device's ``rejected/`` folder says
-why; nothing in here can raise anything but :class:`Refused` for bad input.
+The order of checks is the order of cost, and nothing is decoded before it is bounded:
+
+1. the bytes are walked without allocating (depth, value count, container sizes:
+   :mod:`edgeprof.report.bounds`), so a hostile body costs memory in proportion to its size;
+2. msgpack decodes, refusing a map that names a key twice (the envelope: msgpack, schema, major
+   version);
+3. the v1 validation of every field: types, physical ranges (no negative or non-finite time,
+   energy, memory, power), a canonical lower-case UUIDv7 report id;
+4. the summary recomputed from the per-inference latencies (:mod:`edgeprof.report.consistency`)
+   and ``created_ns`` within a window of the collector's clock (:class:`IngestPolicy`);
+5. the signatures against the enrolled keys (:func:`check_signature`), computed over the
+   canonical encoding of the decoded wire form; the body stored is the exact bytes uploaded,
+   and since no key may repeat, the decoded form is the only reading of those bytes.
+
+Each refusal carries the HTTP status and a message that names the problem, so a device's
+``rejected/`` folder says why; nothing in here can raise anything but :class:`Refused` for bad
+input.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy.engine import Connection
 
@@ -24,7 +38,44 @@ from edgeprof.collector.keys import (
 )
 from edgeprof.errors import InputError, SchemaVersionError
 from edgeprof.report.codec import decode_wire, from_wire
+from edgeprof.report.consistency import check_summary
 from edgeprof.report.signing import key_id, verify_wire
+
+NS: Final = 1_000_000_000
+DAY_NS: Final = 86_400 * NS
+
+
+@dataclass(frozen=True)
+class IngestPolicy:
+    """How far a report's ``created_ns`` may be from the collector's clock.
+
+    Ahead: a few minutes of clock skew; a report "from the future" would sort after every real
+    run and be picked as the newest candidate. Behind: a device may hold its spool for weeks
+    offline, so a year by default (``edgeprof serve --max-report-age-days``; 0 = no bound).
+    """
+
+    max_ahead_ns: int = 5 * 60 * NS
+    max_age_ns: int | None = 365 * DAY_NS
+
+    def check_created(self, created_ns: int, now_ns: int | None = None) -> None:
+        now = time.time_ns() if now_ns is None else now_ns
+        if created_ns > now + self.max_ahead_ns:
+            ahead = (created_ns - now) / NS
+            raise Refused(
+                422,
+                f"created_ns is {ahead:.0f} s ahead of the collector's clock (at most "
+                f"{self.max_ahead_ns // NS} s allowed): fix the device's clock",
+            )
+        if self.max_age_ns is not None and created_ns < now - self.max_age_ns:
+            days = (now - created_ns) / DAY_NS
+            raise Refused(
+                422,
+                f"created_ns is {days:.0f} days old; this collector takes reports up to "
+                f"{self.max_age_ns / DAY_NS:g} days old",
+            )
+
+
+DEFAULT_POLICY: Final = IngestPolicy()
 
 _LIMITS = {"model_name": 256, "board_id": 128, "device_id": 256, "runner": 64}
 _TAG_KEY_MAX = 128
@@ -89,8 +140,14 @@ def _bounded(name: str, value: str) -> str:
     return value
 
 
-def decode_upload(body: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(wire form, validated report) of an uploaded body, or Refused (400 or 422)."""
+def decode_upload(
+    body: bytes, policy: IngestPolicy = DEFAULT_POLICY
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(wire form, validated report) of an uploaded body, or Refused (400 or 422).
+
+    400: not a bounded, well-formed msgpack map without repeated keys; 422: a report that
+    fails validation, contradicts itself, or was created outside the policy's window.
+    """
     try:
         wire = decode_wire(body, "upload")
     except SchemaVersionError as exc:
@@ -99,8 +156,10 @@ def decode_upload(body: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
         raise Refused(400, str(exc)) from None
     try:
         report = from_wire(wire, "upload")
+        check_summary(report, "upload")
     except InputError as exc:
         raise Refused(422, str(exc)) from None
+    policy.check_created(int(report["created_ns"]))
     return wire, report
 
 

@@ -242,13 +242,18 @@ def openapi_document() -> dict[str, Any]:
                                 }
                             },
                         },
-                        "400": _err("not a msgpack edgeprof report (malformed, truncated)"),
+                        "400": _err(
+                            "not a msgpack edgeprof report (malformed, truncated, nested or "
+                            "sized past the bounds, a map key repeated)"
+                        ),
                         "409": _err("a different report with this id is stored"),
                         "413": _err("body over the size limit"),
                         "415": _err("not application/msgpack"),
                         "422": _err(
-                            "unknown schema version, failed validation, unsigned, no Ed25519 "
-                            "signature, signature mismatch"
+                            "unknown schema version, failed validation (ranges, a non-canonical "
+                            "id), a summary that contradicts its arrays, created_ns outside the "
+                            "collector's window, unsigned, no Ed25519 signature, signature "
+                            "mismatch"
                         ),
                         **_AUTH_ERRORS,
                         "403": _err(
@@ -277,8 +282,8 @@ def openapi_document() -> dict[str, Any]:
                         ),
                         _query("created_before", "Unix ns, exclusive (or ISO 8601)", _NS),
                         {
-                            **_query("tag", "KEY:VALUE, repeatable (all must match)"),
-                            "schema": {"type": "array", "items": _TAG},
+                            **_query("tag", "KEY:VALUE, repeatable up to 32 (all must match)"),
+                            "schema": {"type": "array", "items": _TAG, "maxItems": 32},
                             "style": "form",
                             "explode": True,
                         },
@@ -346,6 +351,7 @@ def openapi_document() -> dict[str, Any]:
                                 }
                             },
                         },
+                        "400": _err("the id is not a lower-case UUID"),
                         "404": _err("no such report"),
                         **_AUTH_ERRORS,
                     },
@@ -374,6 +380,7 @@ def openapi_document() -> dict[str, Any]:
                                 }
                             },
                         },
+                        "400": _err("the id is not a lower-case UUID"),
                         "404": _err("no such report"),
                         **_AUTH_ERRORS,
                     },
@@ -564,13 +571,14 @@ def openapi_document() -> dict[str, Any]:
             },
             "/metrics": {
                 "get": {
-                    "summary": "Prometheus metrics",
-                    "security": [],
+                    "summary": "Prometheus metrics (pipeline or admin token, unless the "
+                    "collector runs with --public-metrics)",
                     "responses": {
                         "200": {
                             "description": "text exposition format",
                             "content": {"text/plain": {"schema": {"type": "string"}}},
-                        }
+                        },
+                        **_AUTH_ERRORS,
                     },
                 }
             },

@@ -19,7 +19,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from edgeprof.collector.db import report_bodies, report_tags, reports
-from edgeprof.collector.ingest import IngestRow, Refused, check_signature, decode_upload, index_row
+from edgeprof.collector.ingest import (
+    DEFAULT_POLICY,
+    IngestPolicy,
+    IngestRow,
+    Refused,
+    check_signature,
+    decode_upload,
+    index_row,
+)
 from edgeprof.errors import InputError
 
 GATE_STATUSES = ("none", "pass", "fail", "incomplete")
@@ -39,13 +47,15 @@ class Stored:
     created: bool
 
 
-def ingest(engine: Engine, body: bytes, uploaded_by: str) -> Stored:
+def ingest(
+    engine: Engine, body: bytes, uploaded_by: str, policy: IngestPolicy = DEFAULT_POLICY
+) -> Stored:
     """Decode, validate, verify and store one uploaded report; Refused for bad input.
 
     One pooled connection does the key look-ups and the insert: SQLite takes its write lock
     only at the first INSERT, so the look-ups never hold it.
     """
-    wire, report = decode_upload(body)
+    wire, report = decode_upload(body, policy)
     try:
         with engine.begin() as conn:
             row = index_row(report, body, check_signature(conn, wire, report, uploaded_by))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from edgeprof.collector.app import Settings, make_app
 from edgeprof.collector.db import open_database
+from edgeprof.collector.ingest import DAY_NS, IngestPolicy
 from edgeprof.errors import InputError
 
 ENV_DB = "EDGEPROF_COLLECTOR_DB"
@@ -56,12 +57,16 @@ def serve(
     *,
     max_body_bytes: int,
     access_log: bool = False,
+    public_metrics: bool = False,
+    max_report_age_days: int = 365,
 ) -> None:
     """Migrate the database, then serve until SIGINT/SIGTERM."""
     import uvicorn
 
     engine = open_database(database)
-    app = make_app(engine, Settings(max_body_bytes=max_body_bytes))
+    policy = IngestPolicy(max_age_ns=max_report_age_days * DAY_NS or None)
+    settings = Settings(max_body_bytes=max_body_bytes, ingest=policy, public_metrics=public_metrics)
+    app = make_app(engine, settings)
     sock = bind(host, port)
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host

@@ -38,6 +38,7 @@ from edgeprof.gate.audit import json_safe
 from edgeprof.gate.evaluate import Decision
 from edgeprof.gate.keys import GateKey
 from edgeprof.report.codec import decode_wire, from_wire
+from edgeprof.report.consistency import check_summary
 from edgeprof.report.signing import load_keys, verify_wire
 from edgeprof.uplink.pull import CollectorApi
 
@@ -75,6 +76,7 @@ def load_file(path: Path, allow_unsigned: bool, trusted: Mapping[bytes, str]) ->
     origin = os.fspath(path)
     wire = decode_wire(data, origin)
     report = from_wire(wire, origin)
+    check_summary(report, origin)  # the gate judges the summary: it must match the arrays
     check = verify_wire(wire, load_keys(), trusted_public_keys=trusted)
     if check.failed:
         raise InputError(f"{path}: refused: signature mismatch: {check.message()}")
@@ -103,6 +105,7 @@ class CollectorSource:
         origin = self.client.report_url(rid)
         wire = decode_wire(data, origin)
         report = from_wire(wire, origin)
+        check_summary(report, origin)
         check = verify_wire(wire)
         if check.failed:
             raise InputError(f"{origin}: refused: signature mismatch: {check.message()}")

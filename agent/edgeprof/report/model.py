@@ -42,6 +42,10 @@ def doc(unit: str = "", note: str = "") -> Meta:
 
 
 NonNeg = Meta(ge=0)
+# Physical quantities (time, energy, memory, power, rates) are finite and never negative: a
+# float outside [0, max float] (negative, infinite or NaN) is refused where it is read.
+Amount = Annotated[float, Meta(ge=0.0, le=1.7976931348623157e308)]
+Count = Annotated[int, NonNeg]
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX16 = re.compile(r"[0-9a-f]{16}")
 
@@ -64,7 +68,7 @@ class Agent(_S, kw_only=True):
 
 class Mcu(_S, kw_only=True):
     cycle_source: Annotated[str | UnsetType, doc(note="what the counter counts")] = UNSET
-    cycle_hz: Annotated[int | UnsetType, doc("hz")] = UNSET
+    cycle_hz: Annotated[Count | UnsetType, doc("hz")] = UNSET
 
 
 class Device(_S, kw_only=True):
@@ -74,8 +78,8 @@ class Device(_S, kw_only=True):
     kernel: str
     machine: Annotated[str, doc(note="CPU architecture (uname -m)")]
     cpu_model: str | UnsetType | None = UNSET
-    cpu_count: int | None
-    memory_total_bytes: Annotated[int | UnsetType | None, doc("bytes")] = UNSET
+    cpu_count: Count | None
+    memory_total_bytes: Annotated[Count | UnsetType | None, doc("bytes")] = UNSET
     runtimes: Annotated[dict[str, str | None] | UnsetType, doc(note="runtime name -> version")] = (
         UNSET
     )
@@ -127,19 +131,19 @@ class RunnerInfo(_S, kw_only=True):
 
 
 class Run(_S, kw_only=True):
-    warmup_count: int
-    min_count: int
-    min_s: Annotated[float, doc("s")]
-    max_s: Annotated[float, doc("s")]
-    delay_s: Annotated[float, doc("s")]
-    sampler_rate_hz: Annotated[float, doc("hz")]
+    warmup_count: Count
+    min_count: Count
+    min_s: Annotated[Amount, doc("s")]
+    max_s: Annotated[Amount, doc("s")]
+    delay_s: Annotated[Amount, doc("s")]
+    sampler_rate_hz: Annotated[Amount, doc("hz")]
     input_source: str
     seed: int
 
 
 class Clock(_S, kw_only=True):
     source: str | UnsetType = UNSET
-    hz: Annotated[float | UnsetType, doc("hz")] = UNSET
+    hz: Annotated[Amount | UnsetType, doc("hz")] = UNSET
 
 
 class Counters(_S, kw_only=True):
@@ -147,7 +151,7 @@ class Counters(_S, kw_only=True):
 
 
 class Init(_S, kw_only=True):
-    time_s: Annotated[float | UnsetType, doc("s")] = UNSET
+    time_s: Annotated[Amount | UnsetType, doc("s")] = UNSET
 
 
 class Environment(_S, kw_only=True):
@@ -163,39 +167,39 @@ class Environment(_S, kw_only=True):
 
 
 class Latency(_S, kw_only=True):
-    mean_s: Annotated[float, doc("s")]
-    min_s: Annotated[float, doc("s")]
-    max_s: Annotated[float, doc("s")]
-    p50_s: Annotated[float, doc("s")]
-    p90_s: Annotated[float, doc("s")]
-    p95_s: Annotated[float, doc("s")]
-    p99_s: Annotated[float, doc("s")]
+    mean_s: Annotated[Amount, doc("s")]
+    min_s: Annotated[Amount, doc("s")]
+    max_s: Annotated[Amount, doc("s")]
+    p50_s: Annotated[Amount, doc("s")]
+    p90_s: Annotated[Amount, doc("s")]
+    p95_s: Annotated[Amount, doc("s")]
+    p99_s: Annotated[Amount, doc("s")]
 
 
 class HostRoundTrip(_S, kw_only=True):
-    p50_s: Annotated[float | UnsetType, doc("s")] = UNSET
+    p50_s: Annotated[Amount | UnsetType, doc("s")] = UNSET
 
 
 class DeviceSummary(_S, kw_only=True):
-    heap_peak_bytes: Annotated[int | UnsetType | None, doc("bytes")] = UNSET
-    stack_peak_bytes: Annotated[int | UnsetType | None, doc("bytes")] = UNSET
+    heap_peak_bytes: Annotated[Count | UnsetType | None, doc("bytes")] = UNSET
+    stack_peak_bytes: Annotated[Count | UnsetType | None, doc("bytes")] = UNSET
 
 
 class Rail(_S, kw_only=True):
-    power_mean_w: Annotated[float | None, doc("w")]
-    power_peak_w: Annotated[float | UnsetType | None, doc("w")] = UNSET
-    energy_per_inference_j: Annotated[float | None, doc("j")]
+    power_mean_w: Annotated[Amount | None, doc("w")]
+    power_peak_w: Annotated[Amount | UnsetType | None, doc("w")] = UNSET
+    energy_per_inference_j: Annotated[Amount | None, doc("j")]
 
 
 class Summary(_S, kw_only=True):
     count: Annotated[int, NonNeg, doc(note="measured inferences")]
     latency: Latency
-    inferences_per_s: Annotated[float | None, doc("per_s")]
-    measured_wall_s: Annotated[float, doc("s")]
-    init_time_s: Annotated[float | UnsetType, doc("s")] = UNSET
-    model_size_bytes: Annotated[int | UnsetType, doc("bytes")] = UNSET
-    rss_peak_bytes: Annotated[float | None, doc("bytes")]
-    rss_steady_bytes: Annotated[float | UnsetType | None, doc("bytes")] = UNSET
+    inferences_per_s: Annotated[Amount | None, doc("per_s")]
+    measured_wall_s: Annotated[Amount, doc("s")]
+    init_time_s: Annotated[Amount | UnsetType, doc("s")] = UNSET
+    model_size_bytes: Annotated[Count | UnsetType, doc("bytes")] = UNSET
+    rss_peak_bytes: Annotated[Amount | None, doc("bytes")]
+    rss_steady_bytes: Annotated[Amount | UnsetType | None, doc("bytes")] = UNSET
     latency_source: Annotated[str | UnsetType, doc(note='"device" when a device timed itself')] = (
         UNSET
     )
@@ -207,8 +211,8 @@ class Summary(_S, kw_only=True):
     ] = UNSET
     rails: Annotated[dict[str, Rail], doc(note="rail name -> its figures")]
     primary_rail: str | None
-    energy_per_inference_j: Annotated[float | UnsetType | None, doc("j")] = UNSET
-    power_mean_w: Annotated[float | UnsetType | None, doc("w")] = UNSET
+    energy_per_inference_j: Annotated[Amount | UnsetType | None, doc("j")] = UNSET
+    power_mean_w: Annotated[Amount | UnsetType | None, doc("w")] = UNSET
 
 
 class Channel(_S, kw_only=True):
@@ -217,7 +221,7 @@ class Channel(_S, kw_only=True):
 
 
 class Trace(_S, kw_only=True):
-    rate_hz: Annotated[float, doc("hz")]
+    rate_hz: Annotated[Amount, doc("hz")]
     channels: list[Channel]
     t_ns: Annotated[Array, doc("ns", "int64, shape (n,)")]
     values: Annotated[Array, doc(note="shape (n, channels)")]
@@ -320,6 +324,10 @@ class Report(_S, kw_only=True):
             raise FieldError("report_id", f"{self.report_id!r} is not a UUID") from None
         if u.version != 7:
             raise FieldError("report_id", f"UUID version {u.version}, expected 7")
+        if str(u) != self.report_id:  # the only spelling stores and URLs look up
+            raise FieldError(
+                "report_id", f"{self.report_id[:60]!r} is not written as a lower-case UUID ({u})"
+            )
         self._check_per_inference()
 
     def _check_per_inference(self) -> None:
@@ -346,6 +354,16 @@ class Report(_S, kw_only=True):
             raise FieldError("per_inference.begin_ns", f"dtype {dtype}, expected int64")
         if latency.dtype.kind != "f":
             raise FieldError("per_inference.latency_s", f"dtype {latency.dtype}, expected float")
+        if n and not bool(np.all(np.isfinite(latency))):
+            raise FieldError("per_inference.latency_s", "holds NaN or infinity")
+        for name, arr in per.items():  # NaN is "not measured" in the other rows
+            amount = name in _NON_NEGATIVE_ROWS or name.startswith("energy_j.")
+            if amount and arr.dtype.kind in "fi" and bool((arr < 0).any()):  # NaN < 0 is False
+                raise FieldError(f"per_inference.{name}", f"negative ({np.nanmin(arr):g})")
+
+
+# Rows of physical amounts that are never negative (besides every energy_j.<rail>).
+_NON_NEGATIVE_ROWS = frozenset({"latency_s", "peak_rss_bytes", "host_round_trip_s"})
 
 
 # --- converting a decoded map, with errors that name the field ------------------------------------
@@ -374,7 +392,7 @@ def _dec_hook(tp: Any, obj: Any) -> Any:
 _AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
 _SEG = re.compile(r"\.(\w+)|\[(\d+|\.\.\.)\]")
 _MISSING = re.compile(r"^Object missing required field `(?P<f>[^`]+)`$")
-_NEGATIVE = re.compile(r"^Expected `int` >= 0$")
+_NEGATIVE = re.compile(r"^Expected `(int|float)` (>= 0(\.0)?|<= 1\.7976931348623157e\+308)$")
 _SCHEMA_WORDS = {"object": "map", "float": "number", "array": "list"}
 _WORDS = re.compile(r"\b(object|float|array)\b")
 _OWN = re.compile(r"^(?P<f>[\w.\[\]]*): (?P<p>.*)$", re.S)
@@ -422,7 +440,8 @@ def _where(obj: Any, tp: Any, err: msgspec.ValidationError) -> str:
     if mm := _MISSING.match(msg):
         return _join(path, f"{mm['f']}: missing")
     if _NEGATIVE.match(msg):
-        return _join(path, f"negative ({obj})")
+        what = "negative" if isinstance(obj, int) else "negative, infinite or NaN"
+        return _join(path, f"{what} ({obj})")
     if _OWN.match(msg):  # a rule of the Struct itself: "field: problem", relative to path
         return _join(path, msg)
     if msg.startswith("Expected"):  # msgspec's words (JSON's) -> the table's

@@ -58,6 +58,8 @@ def _unwrap(tp: Any) -> tuple[Any, bool, dict[str, str]]:
         nullable = type(None) in args
         args = [a for a in args if a is not type(None)]
         tp = args[0] if len(args) == 1 else tp
+    while typing.get_origin(tp) is Annotated:  # a constrained type inside the union (Amount)
+        tp = typing.get_args(tp)[0]
     return tp, nullable, extra
 
 

@@ -37,8 +37,10 @@ class CollectorProcess(ChildServer):
 
     what = "collector"
 
-    def __init__(self, db: str, *, max_body_bytes: int | None = None) -> None:
-        cmd = [sys.executable, "-m", "edgeprof", "serve", "--db", db, "--port", "0"]
+    def __init__(
+        self, db: str, *, max_body_bytes: int | None = None, options: tuple[str, ...] = ()
+    ) -> None:
+        cmd = [sys.executable, "-m", "edgeprof", "serve", "--db", db, "--port", "0", *options]
         if max_body_bytes is not None:
             cmd += ["--max-body-bytes", str(max_body_bytes)]
         super().__init__(cmd)
