@@ -32,7 +32,7 @@ from edgeprof.testing.sample_reports import minimal_report
 pytestmark = pytest.mark.integration
 
 Attacker = Callable[[str], Attack]
-BASE_NS = 1_800_000_000_000_000_000
+BASE_NS = time.time_ns() - 30 * 24 * 3600 * 10**9  # a month ago: inside the ingest window
 HOUR = 3600 * 10**9
 POLICY = """schema_version = 1
 name = "latency-only"
