@@ -110,6 +110,24 @@ class SessionResult:
         return int(self.latency_s.shape[0])
 
 
+def _finite_first(values: np.ndarray) -> float | None:
+    """The first readable sample (a failed read is NaN), or None when there is none."""
+    ok = values[np.isfinite(values)]
+    return float(ok[0]) if ok.size else None
+
+
+def _finite_max(values: np.ndarray) -> float | None:
+    """The largest readable sample, or None: a report never carries NaN for "not measured"."""
+    ok = values[np.isfinite(values)]
+    return float(ok.max()) if ok.size else None
+
+
+def _finite_median(values: np.ndarray) -> float | None:
+    """The median of the readable values, or None when there are none."""
+    ok = values[np.isfinite(values)]
+    return float(np.median(ok)) if ok.size else None
+
+
 def _column(trace: Trace, spec: ChannelSpec) -> np.ndarray:
     return trace.values[:, trace.names.index(spec.name)]
 
@@ -345,8 +363,8 @@ def run_session(
     init = {
         "time_s": float(clock.ticks_to_seconds(t_load1 - t_load0)),
         "rss_before_bytes": rss_before,
-        "rss_after_bytes": float(rss[after_load][0]) if after_load.any() else None,
-        "rss_peak_bytes": float(np.nanmax(rss[in_load])) if in_load.any() else None,
+        "rss_after_bytes": _finite_first(rss[after_load]),
+        "rss_peak_bytes": _finite_max(rss[in_load]),
         "warmup_inferences": warm,
     }
     lat = summarize(latency)
@@ -357,8 +375,8 @@ def run_session(
         "latency": lat.describe(),
         "inferences_per_s": len(latency) / wall if wall > 0 else None,
         "measured_wall_s": wall,
-        "rss_peak_bytes": float(np.nanmax(rss)) if len(rss) else None,
-        "rss_steady_bytes": float(np.nanmedian(peak_rss)) if len(peak_rss) else None,
+        "rss_peak_bytes": _finite_max(rss),
+        "rss_steady_bytes": _finite_median(peak_rss),
     }
     rails: dict[str, Any] = {}
     # The measured phase as one region: mean power = its energy / its duration, with the power
