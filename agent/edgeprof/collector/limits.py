@@ -14,8 +14,10 @@ service to everyone. :func:`guarded_protocol` makes an h11 protocol class that a
   address (0: no cap, for a collector behind a reverse proxy, where every peer is the proxy);
 - a **total cap** of ``max_connections``: at the cap, a new connection evicts the one that has
   waited longest for its request headers (idle keep-alive ones included), so half-open
-  connections cannot keep out a client that sends its request at once; only when every open
-  connection has a request under way is the new one refused.
+  connections cannot keep out a client that sends its request at once; failing that, the
+  slowest body that has been under way for a second and is below ``body_min_rate`` (so a
+  crowd of tricklers goes before its deadlines); only when every open connection is busy
+  with a request at an honest pace is the new one refused.
 
 Deadlines close the connection with ``408``, refusals with ``503`` (``Retry-After``), written
 straight to the socket because no request may have been parsed yet. A connection evicted
@@ -75,6 +77,7 @@ class _Registry:
         self.open = 0
         # Connections with no complete request in this cycle, oldest first (dicts keep order).
         self.waiting: dict[GuardedH11Protocol, None] = {}
+        self.bodies: set[GuardedH11Protocol] = set()  # connections receiving a body
         self.refused = 0
         self.evicted = 0
         self._warned = 0.0
@@ -87,18 +90,32 @@ class _Registry:
             return f"too many connections from {conn.peer} (the limit is {cap}); retry later"
         if self.open >= self.limits.max_connections:
             victim = next(iter(self.waiting), None)
-            if victim is None:
-                self._note_refusal(conn.peer)
-                return "the collector is at its connection limit; retry later"
+            if victim is not None:
+                victim.evict()
+            else:
+                slow = self._slowest_body()
+                if slow is None:
+                    self._note_refusal(conn.peer)
+                    return "the collector is at its connection limit; retry later"
+                slow.evict_slow_body()
             self.evicted += 1
-            victim.evict()
         self.per_client[conn.peer] = self.per_client.get(conn.peer, 0) + 1
         self.open += 1
         return None
 
+    def _slowest_body(self) -> GuardedH11Protocol | None:
+        """The slowest body below the minimum rate after a second's grace, if any."""
+        slowest, lowest = None, float(self.limits.body_min_rate)
+        for conn in self.bodies:
+            rate = conn.body_rate()
+            if rate is not None and rate < lowest:
+                slowest, lowest = conn, rate
+        return slowest
+
     def release(self, conn: GuardedH11Protocol) -> None:
         """Count ``conn`` out (once)."""
         self.waiting.pop(conn, None)
+        self.bodies.discard(conn)
         left = self.per_client.get(conn.peer, 0) - 1
         if left > 0:
             self.per_client[conn.peer] = left
@@ -142,6 +159,8 @@ class GuardedH11Protocol(H11Protocol):
         self._deadline: asyncio.TimerHandle | None = None
         self._window_bytes = 0
         self._request_bytes = False  # a byte of the next request has arrived
+        self._body_since = 0.0  # loop time the current body began
+        self._body_bytes = 0  # bytes received since then
 
     # -- asyncio.Protocol ----------------------------------------------------------------
 
@@ -166,6 +185,7 @@ class GuardedH11Protocol(H11Protocol):
             if self._phase is None:  # the first byte of a request on a kept-alive connection
                 self._arm("headers", self.registry.limits.header_timeout_s)
         self._window_bytes += len(data)
+        self._body_bytes += len(data)
         super().data_received(data)
         self._follow()
 
@@ -190,7 +210,11 @@ class GuardedH11Protocol(H11Protocol):
         if state is h11.SEND_BODY:
             if self._phase != "body":
                 self._arm("body", self.registry.limits.body_timeout_s)
-        elif self._phase is not None:
+                self._body_since, self._body_bytes = self.loop.time(), 0
+                self.registry.bodies.add(self)
+            return
+        self.registry.bodies.discard(self)
+        if self._phase is not None:
             self._disarm()
 
     def _arm(self, phase: str, seconds: float) -> None:
@@ -229,6 +253,14 @@ class GuardedH11Protocol(H11Protocol):
         else:
             self._phase = None
 
+    def body_rate(self) -> float | None:
+        """Bytes per second of the body under way; None within its first second, or while
+        the server is not reading (the app has not taken the bytes yet)."""
+        elapsed = self.loop.time() - self._body_since
+        if elapsed < 1.0 or self.flow.read_paused:
+            return None
+        return self._body_bytes / elapsed
+
     # -- closing -------------------------------------------------------------------------
 
     def evict(self) -> None:
@@ -239,6 +271,13 @@ class GuardedH11Protocol(H11Protocol):
             self._close(503, "the collector is at its connection limit; retry later")
         else:
             self.transport.close()
+
+    def evict_slow_body(self) -> None:
+        """Make room for a new connection by closing this trickling body (408)."""
+        rate = self._body_bytes / max(self.loop.time() - self._body_since, 1e-9)
+        self._release()
+        self.connections.discard(self)
+        self._close(408, f"request body at {rate:.0f} bytes/s, below the minimum; closed")
 
     def _close(self, status: int, message: str) -> None:
         """Answer ``status`` unless a response was begun, then close the connection."""
