@@ -80,7 +80,7 @@ def test_metrics_need_a_token(collector: Deployment, attack: Callable[[str], Att
 
 
 def test_public_metrics_is_an_explicit_choice(tmp_path: Path) -> None:
-    d = deploy(str(tmp_path / "c.sqlite3"), tmp_path, options=("--public-metrics",))
+    d = deploy(str(tmp_path / "c.sqlite3"), tmp_path, args=("--public-metrics",))
     try:
         with d.server:
             status, body, _ = d.request("GET", "/metrics")

@@ -56,6 +56,41 @@ def _db_option(f: Any) -> Any:
     show_default=True,
     help="Largest report accepted (413 above it).",
 )
+@click.option(
+    "--header-timeout-s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Close (408) a connection whose request headers are not complete in this time.",
+)
+@click.option(
+    "--body-timeout-s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=20.0,
+    show_default=True,
+    help="Close (408) a request whose body brings less than --body-min-rate over this window.",
+)
+@click.option(
+    "--body-min-rate",
+    type=click.IntRange(min=1),
+    default=1024,
+    show_default=True,
+    help="Slowest body accepted, in bytes per second (averaged over --body-timeout-s).",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=2048,
+    show_default=True,
+    help="Open connections in all; at the limit the longest-waiting half-open one is closed.",
+)
+@click.option(
+    "--max-connections-per-client",
+    type=click.IntRange(min=0),
+    default=64,
+    show_default=True,
+    help="Open connections per client address (503 above it); 0: no cap (behind a proxy).",
+)
 @click.option("--access-log", is_flag=True, help="Log every request.")
 @click.option(
     "--public-metrics",
@@ -74,20 +109,34 @@ def serve(
     host: str,
     port: int,
     max_body_bytes: int,
+    header_timeout_s: float,
+    body_timeout_s: float,
+    body_min_rate: int,
+    max_connections: int,
+    max_connections_per_client: int,
     access_log: bool,
     public_metrics: bool,
     max_report_age_days: int,
 ) -> None:
     """Run the collector: devices upload reports, pipelines pull them (HTTP API)."""
     _need_extra()
+    from edgeprof.collector.limits import Limits
     from edgeprof.collector.server import default_database
     from edgeprof.collector.server import serve as run
 
+    limits = Limits(
+        header_timeout_s=header_timeout_s,
+        body_timeout_s=body_timeout_s,
+        body_min_rate=body_min_rate,
+        max_connections=max_connections,
+        max_connections_per_client=max_connections_per_client,
+    )
     run(
         db or default_database(),
         host,
         port,
         max_body_bytes=max_body_bytes,
+        limits=limits,
         access_log=access_log,
         public_metrics=public_metrics,
         max_report_age_days=max_report_age_days,

@@ -8,6 +8,7 @@ InputError with the port in it instead of a uvicorn traceback.
 from __future__ import annotations
 
 import os
+import resource
 import socket
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 from edgeprof.collector.app import Settings, make_app
 from edgeprof.collector.db import open_database
 from edgeprof.collector.ingest import DAY_NS, IngestPolicy
+from edgeprof.collector.limits import Limits, guarded_protocol
 from edgeprof.errors import InputError
 
 ENV_DB = "EDGEPROF_COLLECTOR_DB"
@@ -45,9 +47,24 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    sock.listen(1024)
+    sock.listen(2048)
     sock.set_inheritable(True)
     return sock
+
+
+def raise_open_files(needed: int) -> None:
+    """Lift the soft limit on open files towards ``needed`` (each connection is one): at the
+    limit, accept() fails and asyncio stops accepting anyone for a second at a time."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if target < needed:
+        sys.stderr.write(
+            f"edgeprof serve: warning: open files limited to {target} (ulimit -n), below the "
+            f"{needed} that --max-connections needs\n"
+        )
 
 
 def serve(
@@ -56,6 +73,7 @@ def serve(
     port: int = 8600,
     *,
     max_body_bytes: int,
+    limits: Limits | None = None,
     access_log: bool = False,
     public_metrics: bool = False,
     max_report_age_days: int = 365,
@@ -63,6 +81,8 @@ def serve(
     """Migrate the database, then serve until SIGINT/SIGTERM."""
     import uvicorn
 
+    limits = limits or Limits()
+    raise_open_files(limits.max_connections + 256)
     engine = open_database(database)
     policy = IngestPolicy(max_age_ns=max_report_age_days * DAY_NS or None)
     settings = Settings(max_body_bytes=max_body_bytes, ingest=policy, public_metrics=public_metrics)
@@ -74,10 +94,15 @@ def serve(
     sys.stdout.flush()
     config = uvicorn.Config(
         app,
+        # h11 always (not httptools when installed): our deadlines and caps live in it.
+        http=guarded_protocol(limits),
+        ws="none",
         log_level="warning",
         access_log=access_log,
         timeout_keep_alive=30,
-        limit_concurrency=2048,
+        # The total is capped by the protocol (limits.max_connections), which evicts half-open
+        # connections first; uvicorn's own cap would answer 503 to everyone once they fill it.
+        limit_concurrency=None,
     )
     try:
         uvicorn.Server(config).run(sockets=[sock])

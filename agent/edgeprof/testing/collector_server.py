@@ -14,7 +14,7 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,12 +38,12 @@ class CollectorProcess(ChildServer):
     what = "collector"
 
     def __init__(
-        self, db: str, *, max_body_bytes: int | None = None, options: tuple[str, ...] = ()
+        self, db: str, *, max_body_bytes: int | None = None, args: Sequence[str] = ()
     ) -> None:
-        cmd = [sys.executable, "-m", "edgeprof", "serve", "--db", db, "--port", "0", *options]
+        cmd = [sys.executable, "-m", "edgeprof", "serve", "--db", db, "--port", "0"]
         if max_body_bytes is not None:
             cmd += ["--max-body-bytes", str(max_body_bytes)]
-        super().__init__(cmd)
+        super().__init__([*cmd, *args])  # args: more `edgeprof serve` options
         self.db = db
         self.url = ""
         self.port = 0
