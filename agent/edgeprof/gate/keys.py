@@ -17,6 +17,7 @@ from pathlib import Path
 
 from edgeprof.collector.signed_decision import ed25519_public, ed25519_sign, key_id
 from edgeprof.errors import InputError
+from edgeprof.report.signing import write_secret
 
 ENV_GATE_KEY_DIR = "EDGEPROF_GATE_KEY_DIR"
 SEED_FILE = "gate.ed25519.key"
@@ -114,13 +115,7 @@ def init_gate_key(directory: Path | None = None, force: bool = False) -> GateKey
     try:
         d.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(d, 0o700)
-        seed_path.unlink(missing_ok=True)
-        fd = os.open(seed_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, seed)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_secret(seed_path, seed, force=True)
         pub_path.write_text(ed25519_public(seed).hex() + "\n")
     except OSError as exc:
         raise InputError(f"cannot create the gate key in {d}: {exc.strerror or exc}") from None

@@ -147,7 +147,7 @@ def load_keys(directory: Path | None = None) -> Keys:
     )
 
 
-def _write_secret(path: Path, data: bytes, force: bool) -> None:
+def write_secret(path: Path, data: bytes, force: bool) -> None:
     """Create with mode 0600 from the start (never chmod after: no window of exposure)."""
     if force:
         path.unlink(missing_ok=True)
@@ -204,7 +204,7 @@ def init_keys(
         os.chmod(d, 0o700)
         for path in files:
             if force or path not in existing:
-                _write_secret(path, secrets.token_bytes(KEY_BYTES), force)
+                write_secret(path, secrets.token_bytes(KEY_BYTES), force)
         keys = load_keys(d)
         _write_public(d, keys)
     except OSError as exc:
