@@ -125,7 +125,9 @@ def test_peak_rss_of_a_child_from_proc_status() -> None:
     got = sampler.trace.streams["proc-status"]
     hwm, rss = got.values[:, 0], got.values[:, 1]
     assert len(got.ticks) >= 2  # one at start, one at stop at least
-    assert np.all(np.diff(hwm) >= 0)  # a high-water mark never falls
+    # Each reading is consistent (the kernel reports VmHWM as at least VmRSS), but VmHWM is not
+    # monotonic across readings: while memory grows it is the live RSS, summed from per-CPU
+    # counters that lag, so it can dip by a few pages (seen: -60 KiB under load).
     assert np.all(rss <= hwm)
     # the last reading came after the child touched 64 MiB: the peak shows although the
     # memory was freed before anyone may have sampled it
