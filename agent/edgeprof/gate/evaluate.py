@@ -20,6 +20,7 @@ import numpy as np
 
 from edgeprof.errors import InputError
 from edgeprof.exit_codes import for_gate
+from edgeprof.gate.comparable import comparability
 from edgeprof.gate.drift import drift, drift_categorical, mann_whitney_u
 from edgeprof.gate.policy import SEVERITIES, Policy, Rule, metric_unit
 
@@ -56,6 +57,8 @@ class Decision:
     results: tuple[RuleResult, ...]
     policy_name: str
     policy_sha256: str
+    # what differs between the reports and the baseline (board, runner, …; see gate.comparable)
+    comparability: tuple[str, ...] = ()
 
     @property
     def exit_code(self) -> int:
@@ -74,7 +77,12 @@ class Decision:
             f"(sha256 {self.policy_sha256[:16]})."
         )
         notable = [r for r in self.results if r.verdict != PASS and not r.optional]
-        return " ".join([head, *(f"[{r.verdict}] {r.justification}." for r in notable)])
+        compared = (
+            [f"Compared with a baseline that differs in {'; '.join(self.comparability)}."]
+            if self.comparability
+            else []
+        )
+        return " ".join([head, *(f"[{r.verdict}] {r.justification}." for r in notable), *compared])
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -83,6 +91,7 @@ class Decision:
             "severity": self.severity,
             "policy": {"name": self.policy_name, "sha256": self.policy_sha256},
             "justification": self.justification,
+            "comparability": list(self.comparability),
             "results": [_clean(asdict(r)) for r in self.results],
         }
 
@@ -342,10 +351,18 @@ def evaluate(
     policy: Policy,
     baseline: dict[str, Any] | None = None,
     window: Sequence[dict[str, Any]] | None = None,
+    allow_other_model_baseline: bool = False,
 ) -> Decision:
-    """Apply every in-scope rule to every report, plus regression and drift when given."""
+    """Apply every in-scope rule to every report, plus regression and drift when given.
+
+    A baseline of another model is refused (InputError) unless ``allow_other_model_baseline``;
+    any other difference in set-up is named in :attr:`Decision.comparability`.
+    """
     if not reports:
         raise InputError("gate: no reports to evaluate")
+    notes: tuple[str, ...] = ()
+    if baseline is not None:
+        notes = comparability(list(reports), baseline, allow_other_model_baseline)
     results: list[RuleResult] = []
     for report in reports:
         board = str(report["device"]["board_id"])
@@ -366,4 +383,4 @@ def evaluate(
     else:
         outcome, bad = "pass", []
     severity = max((r.severity for r in bad), key=SEVERITIES.index, default=None)
-    return Decision(outcome, severity, tuple(results), policy.name, policy.sha256)
+    return Decision(outcome, severity, tuple(results), policy.name, policy.sha256, notes)
