@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from edgeprof.errors import InputError
 from edgeprof.exit_codes import for_gate
+from edgeprof.gate.capability import unmeasurable
 from edgeprof.gate.comparable import comparability
 from edgeprof.gate.drift import drift, drift_categorical, mann_whitney_u
 from edgeprof.gate.policy import SEVERITIES, Policy, Rule, metric_unit
@@ -45,7 +46,7 @@ class RuleResult:
     severity: str
     justification: str
     details: dict[str, Any] = field(default_factory=dict)
-    optional: bool = False  # a not-evaluated optional rule does not block the decision
+    optional: bool = False  # not evaluated but not blocking: optional, or no sensor for it
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,9 @@ def check_rule(rule: Rule, report: dict[str, Any]) -> RuleResult:
         )
 
     if value is None:
+        why_not = unmeasurable(rule.metric, board)
+        if why_not is not None:  # no sensor for it: nothing missing, the rule cannot apply
+            return replace(result(NOT_EVALUATED, why_not, limit), optional=True)
         if rule.optional:
             return result(
                 NOT_EVALUATED, f"{rule.metric} absent from the report; the rule is optional", limit
