@@ -185,3 +185,24 @@ def test_gate_keys_are_enrolled_listed_and_revoked_upstream(tmp_path: Path) -> N
     code, _, err = invoke("collector", "gate-key", "revoke", "--db", db, kid)
     assert code == 2
     assert "no enrolled gate key" in err
+
+
+def test_baseline_of_another_model_needs_the_flag(
+    tmp_path: Path, keys: Keys, policy: Path, make_report: ReportFactory
+) -> None:
+    cur = write(tmp_path / "c.msgpack", make_report(np.full(20, 0.01)), keys)
+    other = make_report(np.full(20, 0.01), report_id="01900000-0000-7000-8000-0000000000b1")
+    other["model"]["sha256"] = "cd" * 32
+    other["runner"]["runner"] = "tflm"
+    base = write(tmp_path / "b.msgpack", other, keys)
+    args = ["gate", str(cur), "--policy", str(policy), "--baseline", str(base)]
+    code, out, err = invoke(*args)
+    assert code == 2, out
+    assert "--allow-other-model-baseline" in err
+    assert len(err.strip().splitlines()) == 1
+    code, out, _ = invoke(*args, "--allow-other-model-baseline")
+    assert code == 0, out
+    assert "baseline differs in:" in out
+    assert "runner: tflite (baseline tflm)" in out
+    code, out, _ = invoke(*args, "--allow-other-model-baseline", "--json")
+    assert any(n.startswith("model: ") for n in json.loads(out)["comparability"])

@@ -119,6 +119,21 @@ def test_quality_against_the_float_twin_and_labels(tmp_path: Path) -> None:
     assert q["accuracy"] > 0.85
     assert q["accuracy_retention"] > 0.95
     assert q["compression_ratio"] > 3.0
+    # float data: the int8 model ran on its quantization, the twin on the floats themselves
+    assert q["model_inputs"] == "float data quantized (float32 division, rounding half-even)"
+    assert q["reference_inputs"] == "float data as given"
+
+
+def test_a_reference_of_another_interface_is_refused_before_measuring(tmp_path: Path) -> None:
+    other = MODELS / "ds_cnn_float.tflite"  # input [1,49,10,1], the MLP's [1,490]
+    store = tmp_path / "store"
+    proc = cli("run", str(MLP), *QUICK, "--reference", str(other), "--store", str(store))
+    assert proc.returncode == 2, proc.stdout
+    err = proc.stderr.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "input 0" in err
+    assert "[1, 490] in the model but [1, 49, 10, 1] in the reference" in err
+    assert not store.exists() or not any(p.is_file() for p in store.rglob("*"))
 
 
 def test_tflm_runner_reports_the_arena(tmp_path: Path) -> None:

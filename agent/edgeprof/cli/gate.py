@@ -57,6 +57,9 @@ def render(decision: Decision) -> str:
         lines.append("  ".join(cells).rstrip())
     lines.append("")
     lines.extend(f"- {r.justification}" for r in decision.results if r.verdict != PASS)
+    if decision.comparability:
+        lines.append("baseline differs in:")
+        lines.extend(f"  - {note}" for note in decision.comparability)
     colour = {"pass": "green", "fail": "red"}.get(decision.outcome, "magenta")
     sev = f" (severity {decision.severity})" if decision.severity else ""
     lines.append(click.style(f"decision: {decision.outcome.upper()}{sev}", fg=colour, bold=True))
@@ -75,6 +78,12 @@ def gate_group() -> None:
     "--baseline",
     help="Report file to test for regressions against, or `last-approved` (with --collector: "
     "the newest passed run of the same model on the same board).",
+)
+@click.option(
+    "--allow-other-model-baseline",
+    is_flag=True,
+    help="Compare with a baseline of another model (another sha256, e.g. the previous version); "
+    "refused otherwise, since the difference would be the model's, not a regression.",
 )
 @click.option(
     "--window", multiple=True, type=_FILE, help="Earlier run for drift (repeat for a window)."
@@ -121,6 +130,7 @@ def check(
     reports: tuple[Path, ...],
     policy_file: Path | None,
     baseline: str | None,
+    allow_other_model_baseline: bool,
     window: tuple[Path, ...],
     drift_window: int | None,
     audit_log: Path | None,
@@ -149,6 +159,7 @@ def check(
             reports=reports,
             policy_file=policy_file,
             baseline=baseline,
+            allow_other_model_baseline=allow_other_model_baseline,
             window=window,
             drift_window=drift_window,
             audit_log=audit_log,

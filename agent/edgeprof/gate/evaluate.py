@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from edgeprof.errors import InputError
 from edgeprof.exit_codes import for_gate
+from edgeprof.gate.capability import unmeasurable
+from edgeprof.gate.comparable import comparability
 from edgeprof.gate.drift import drift, drift_categorical, mann_whitney_u
 from edgeprof.gate.policy import SEVERITIES, Policy, Rule, metric_unit
 
@@ -44,7 +46,7 @@ class RuleResult:
     severity: str
     justification: str
     details: dict[str, Any] = field(default_factory=dict)
-    optional: bool = False  # a not-evaluated optional rule does not block the decision
+    optional: bool = False  # not evaluated but not blocking: optional, or no sensor for it
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,8 @@ class Decision:
     results: tuple[RuleResult, ...]
     policy_name: str
     policy_sha256: str
+    # what differs between the reports and the baseline (board, runner, …; see gate.comparable)
+    comparability: tuple[str, ...] = ()
 
     @property
     def exit_code(self) -> int:
@@ -74,7 +78,12 @@ class Decision:
             f"(sha256 {self.policy_sha256[:16]})."
         )
         notable = [r for r in self.results if r.verdict != PASS and not r.optional]
-        return " ".join([head, *(f"[{r.verdict}] {r.justification}." for r in notable)])
+        compared = (
+            [f"Compared with a baseline that differs in {'; '.join(self.comparability)}."]
+            if self.comparability
+            else []
+        )
+        return " ".join([head, *(f"[{r.verdict}] {r.justification}." for r in notable), *compared])
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -83,6 +92,7 @@ class Decision:
             "severity": self.severity,
             "policy": {"name": self.policy_name, "sha256": self.policy_sha256},
             "justification": self.justification,
+            "comparability": list(self.comparability),
             "results": [_clean(asdict(r)) for r in self.results],
         }
 
@@ -167,6 +177,9 @@ def check_rule(rule: Rule, report: dict[str, Any]) -> RuleResult:
         )
 
     if value is None:
+        why_not = unmeasurable(rule.metric, board)
+        if why_not is not None:  # no sensor for it: nothing missing, the rule cannot apply
+            return replace(result(NOT_EVALUATED, why_not, limit), optional=True)
         if rule.optional:
             return result(
                 NOT_EVALUATED, f"{rule.metric} absent from the report; the rule is optional", limit
@@ -342,10 +355,18 @@ def evaluate(
     policy: Policy,
     baseline: dict[str, Any] | None = None,
     window: Sequence[dict[str, Any]] | None = None,
+    allow_other_model_baseline: bool = False,
 ) -> Decision:
-    """Apply every in-scope rule to every report, plus regression and drift when given."""
+    """Apply every in-scope rule to every report, plus regression and drift when given.
+
+    A baseline of another model is refused (InputError) unless ``allow_other_model_baseline``;
+    any other difference in set-up is named in :attr:`Decision.comparability`.
+    """
     if not reports:
         raise InputError("gate: no reports to evaluate")
+    notes: tuple[str, ...] = ()
+    if baseline is not None:
+        notes = comparability(list(reports), baseline, allow_other_model_baseline)
     results: list[RuleResult] = []
     for report in reports:
         board = str(report["device"]["board_id"])
@@ -366,4 +387,4 @@ def evaluate(
     else:
         outcome, bad = "pass", []
     severity = max((r.severity for r in bad), key=SEVERITIES.index, default=None)
-    return Decision(outcome, severity, tuple(results), policy.name, policy.sha256)
+    return Decision(outcome, severity, tuple(results), policy.name, policy.sha256, notes)

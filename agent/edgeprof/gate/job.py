@@ -44,6 +44,7 @@ class GateRequest:
     reports: tuple[Path, ...] = ()
     policy_file: Path | None = None  # None: the shipped default policy
     baseline: str | None = None  # a report file, or LAST_APPROVED (needs a collector)
+    allow_other_model_baseline: bool = False  # else a baseline of another sha256 is refused
     window: tuple[Path, ...] = ()  # earlier runs for drift, as files
     drift_window: int | None = None  # with a collector: the N runs before the candidate
     audit_log: Path | None = None
@@ -80,6 +81,7 @@ def audit_body(
         "inputs": inputs,
         "policy": {**doc["policy"], "path": policy_origin},
         "decision": {k: doc[k] for k in ("outcome", "exit_code", "severity")},
+        "comparability": doc["comparability"],
         "rules": [
             {
                 k: r[k]
@@ -155,6 +157,7 @@ def run_gate(req: GateRequest) -> GateResult:
         policy,
         baseline=base.report if base is not None else None,
         window=[w.report for w in past] or None,
+        allow_other_model_baseline=req.allow_other_model_baseline,
     )
     inputs = [c.describe("report") for c in current]
     inputs += [base.describe("baseline")] if base is not None else []

@@ -32,12 +32,20 @@ _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 
 
-def _quantize(x: Array, info: TensorInfo) -> tuple[Array, int]:
+# How float inputs are rounded to integers, as the runtime's own QUANTIZE op does it: both divide
+# in float32 (x / scale, scale a float32); LiteRT (its XNNPACK and vectorized builtin kernels)
+# rounds half to even, TFLite Micro (and LiteRT's reference kernel) half away from zero
+# (std::round). Checked against the op itself in tests/test_inputs.py.
+HALF_EVEN, HALF_AWAY = "half-even", "half-away"
+ROUNDING_OF_RUNNER = {"tflite": HALF_EVEN}  # any other runner: TFLite Micro's HALF_AWAY
+
+
+def _quantize(x: Array, info: TensorInfo, rounding: str = HALF_AWAY) -> tuple[Array, int]:
     """Floats to ``info``'s integer dtype; also how many values fell outside its range."""
     ii = np.iinfo(info.np_dtype)
-    v = np.asarray(x, dtype=np.float64) / info.scale
-    # round half away from zero, as TFLite's quantize (std::round) does; np.round goes to even
-    q = np.sign(v) * np.floor(np.abs(v) + 0.5) + info.zero_point
+    v = (np.asarray(x, dtype=np.float32) / np.float32(info.scale)).astype(np.float64)
+    r = np.rint(v) if rounding == HALF_EVEN else np.sign(v) * np.floor(np.abs(v) + 0.5)
+    q = r + info.zero_point
     clipped = int(np.count_nonzero((q < ii.min) | (q > ii.max)))
     return np.clip(q, ii.min, ii.max).astype(info.np_dtype), clipped
 
@@ -195,7 +203,9 @@ def _per_example(arr: Array, info: TensorInfo, where: str) -> Array:
     )
 
 
-def _convert(arr: Array, info: TensorInfo, where: str, notes: list[str]) -> Array:
+def _convert(
+    arr: Array, info: TensorInfo, where: str, notes: list[str], rounding: str = HALF_AWAY
+) -> Array:
     """``arr`` in ``info``'s dtype: as is, float to float, or float quantized; else an error."""
     target = info.np_dtype
     if arr.dtype == target:
@@ -208,10 +218,10 @@ def _convert(arr: Array, info: TensorInfo, where: str, notes: list[str]) -> Arra
             raise InputError(
                 f"{where}: input '{info.name}' has {bad} values that are NaN or infinite"
             )
-        q, clipped = _quantize(arr, info)
+        q, clipped = _quantize(arr, info, rounding)
         note = (
             f"{where}: input '{info.name}': float data quantized to {target} with scale "
-            f"{info.scale:g} and zero point {info.zero_point}"
+            f"{info.scale:g} and zero point {info.zero_point} (float32, rounding {rounding})"
         )
         if clipped:
             note += f"; {clipped} of {arr.size} values were out of range and clipped"
@@ -228,6 +238,7 @@ def load_inputs(
     infos: Sequence[TensorInfo],
     *,
     notes: list[str] | None = None,
+    rounding: str = HALF_AWAY,
 ) -> tuple[list[dict[str, Array]], Array | None]:
     """Real examples (and labels, if the file has them) from a .npy or .npz file.
 
@@ -235,7 +246,8 @@ def load_inputs(
     (or ``x``/``inputs`` for a single-input model) and optionally labels as ``y`` or
     ``labels``. Arrays are ``[n, *shape]``, exactly ``shape`` for one example, or ``[n,
     *shape[1:]]`` when the model's batch dimension is 1. Float data for a quantized integer
-    input is quantized with the input's parameters; what was done, and arrays ignored, are
+    input is quantized with the input's parameters and ``rounding`` (the runtime's; see
+    :data:`ROUNDING_OF_RUNNER`); what was done, and arrays ignored, are
     appended to ``notes``. Never unpickles.
     """
     p = Path(path)
@@ -255,7 +267,7 @@ def load_inputs(
     batches = {}
     for info in infos:
         batch = _per_example(per_input[info.name], info, str(p))
-        batches[info.name] = _convert(batch, info, str(p), notes)
+        batches[info.name] = _convert(batch, info, str(p), notes, rounding)
     counts = {name: b.shape[0] for name, b in batches.items()}
     if len(set(counts.values())) > 1:
         listed = ", ".join(f"'{k}' {v}" for k, v in counts.items())

@@ -21,7 +21,7 @@ from edgeprof import __version__
 from edgeprof.device.detect import detect_board, stable_device_id
 from edgeprof.device.roots import SystemRoots
 from edgeprof.errors import InputError
-from edgeprof.measure.inputs import load_inputs, random_inputs
+from edgeprof.measure.inputs import HALF_AWAY, ROUNDING_OF_RUNNER, load_inputs, random_inputs
 from edgeprof.measure.quality import (
     accuracy,
     compression_ratio,
@@ -30,13 +30,14 @@ from edgeprof.measure.quality import (
     snr_db,
     top1_agreement,
 )
+from edgeprof.measure.reference import check_before_run, check_pair, open_reference
 from edgeprof.measure.session import Progress, RunPlan, SessionResult, run_session
 from edgeprof.report.builder import assemble
 from edgeprof.report.builder import trace as build_trace
 from edgeprof.report.codec import encode, uuid7
 from edgeprof.report.signing import load_keys, sign
 from edgeprof.report.store import save_report
-from edgeprof.runners import ModelFile, Runner, RunnerOptions, make_runner, runner_entry
+from edgeprof.runners import ModelFile, Runner, RunnerOptions, make_runner
 from edgeprof.runners.tensors import TensorInfo
 
 RANDOM_EXAMPLES = 32  # distinct random inputs cycled through during the run
@@ -81,13 +82,23 @@ class _Examples:
         self.examples: list[dict[str, np.ndarray]] = []
         self.source = "random"
         self.notes: list[str] = []
+        # the file's own float values, for the float twin, where the model quantized them
+        self.floats: list[dict[str, np.ndarray]] | None = None
+        self.rounding = ROUNDING_OF_RUNNER.get(req.runner, HALF_AWAY)
 
     def __call__(self, runner: Runner) -> list[dict[str, np.ndarray]]:
         infos = runner.inputs
         path = self.req.inputs or self.req.data
         if path is not None:
-            self.examples, self.labels = load_inputs(path, infos, notes=self.notes)
+            self.examples, self.labels = load_inputs(
+                path, infos, notes=self.notes, rounding=self.rounding
+            )
             self.source = str(path)
+            if any(t.quantized for t in infos) and any(
+                "float data quantized" in n for n in self.notes
+            ):
+                as_float = [TensorInfo(t.name, t.shape, "float32") for t in infos]
+                self.floats = load_inputs(path, as_float, notes=[])[0]
         else:
             self.examples = random_inputs(infos, RANDOM_EXAMPLES, seed=self.req.seed)
             self.source = f"random (seed {self.req.seed})"
@@ -111,11 +122,12 @@ def _outputs_of(runner: Runner, examples: list[dict[str, np.ndarray]]) -> np.nda
 def _as_reference_inputs(
     ex: dict[str, np.ndarray], quant: list[TensorInfo], ref: list[TensorInfo]
 ) -> dict[str, np.ndarray]:
-    """The same example for the float twin: inputs matched by position, dequantized."""
+    """The same example for the float twin: inputs matched by position (same shapes, checked
+    by :mod:`edgeprof.measure.reference`), integers dequantized, floats as they are."""
     out = {}
     for qi, ri in zip(quant, ref, strict=True):
         x = ex[qi.name]
-        if qi.quantized and not ri.quantized:
+        if qi.quantized and not ri.quantized and np.asarray(x).dtype.kind in "iu":
             x = dequantize(x, qi.scale, qi.zero_point)
         out[ri.name] = np.asarray(x).astype(ri.dtype).reshape(ri.shape)
     return out
@@ -126,29 +138,40 @@ def evaluate_quality(
     req: ProfileRequest,
     examples: list[dict[str, np.ndarray]],
     labels: np.ndarray | None,
+    floats: list[dict[str, np.ndarray]] | None = None,
+    rounding: str = HALF_AWAY,
 ) -> dict[str, Any] | None:
-    """The quantization_test stage: agreement with the float twin, accuracy, compression."""
+    """The quantization_test stage: agreement with the float twin, accuracy, compression.
+
+    With float data for a quantized model, the model ran on its quantization and the twin runs
+    on the data's own floats (``floats``); ``model_inputs`` and ``reference_inputs`` say which.
+    """
     if req.reference is None and labels is None:
         return None
     n = min(len(examples), QUALITY_MAX_EXAMPLES)
     subset = examples[:n]
     result: dict[str, Any] = {"examples": n}
+    result["model_inputs"] = (
+        f"float data quantized (float32 division, rounding {rounding})"
+        if floats is not None
+        else "as given"
+    )
     q_out = _outputs_of(runner, subset)
     if labels is not None:
         result["accuracy"] = accuracy(q_out, labels[:n])
     if req.reference is not None:
-        ref_model = ModelFile.load(req.reference)
-        ref_opts = RunnerOptions(
-            runtime=req.options.runtime, default_delegates=False, probe_arena=False
-        )
-        ref = make_runner(runner_entry(req.runner).reference, ref_model, ref_opts)
-        ref.prepare()
-        if len(ref.inputs) != len(runner.inputs):
-            raise InputError(
-                f"reference {ref_model.path} has {len(ref.inputs)} inputs, the model "
-                f"{len(runner.inputs)}"
+        ref = open_reference(req.reference, req.runner, req.options)
+        ref_model = ref.model
+        check_pair(runner, ref, req.reference)
+        if floats is not None:
+            ref_ex = [_as_reference_inputs(ex, runner.inputs, ref.inputs) for ex in floats[:n]]
+            result["reference_inputs"] = "float data as given"
+        else:
+            ref_ex = [_as_reference_inputs(ex, runner.inputs, ref.inputs) for ex in subset]
+            quantized = any(t.quantized for t in runner.inputs)
+            result["reference_inputs"] = (
+                "the model's inputs, dequantized" if quantized else "as given"
             )
-        ref_ex = [_as_reference_inputs(ex, runner.inputs, ref.inputs) for ex in subset]
         f_out = _outputs_of(ref, ref_ex)
         ref.close()
         if f_out.shape != q_out.shape:
@@ -239,6 +262,8 @@ def profile(
         if extra is not None and not extra.exists():
             raise InputError(f"{extra}: no such file")
     keys = load_keys()  # before the run: a broken key file should not cost a measurement
+    if req.reference is not None:  # a twin of another interface would cost a whole run first
+        check_before_run(req.model, req.reference, req.runner, req.options)
     runner = make_runner(req.runner, model, req.options)
     examples = _Examples(req)
     started_ns = time.time_ns()
@@ -246,7 +271,9 @@ def profile(
         session = run_session(
             runner, examples, req.plan, roots, counters=req.counters, progress=progress
         )
-        quality = evaluate_quality(runner, req, examples.examples, examples.labels)
+        quality = evaluate_quality(
+            runner, req, examples.examples, examples.labels, examples.floats, examples.rounding
+        )
         runner_info = runner.describe()
         inputs, outputs = runner.inputs, runner.outputs
     finally:
