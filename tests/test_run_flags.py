@@ -100,7 +100,10 @@ def test_labels_that_cannot_be_scored_are_refused_before_the_warm_up(
     with np.load(MLP_DATA) as src:
         x = next(src[k] for k in src.files if k not in ("y", "labels"))[:8]
     data = tmp_path / "data.npz"
-    np.savez(data, x=x, **({} if labels is None else {"y": labels}))
+    if labels is None:
+        np.savez(data, x=x)
+    else:
+        np.savez(data, x=x, y=labels)
     phases: list[str] = []
     req = ProfileRequest(
         model=MLP,

@@ -33,7 +33,7 @@ def _tick_ns_gap(start: dict[str, Any], end: dict[str, Any], clock: native.Clock
     """|tick-measured minus CLOCK_MONOTONIC_RAW-measured| time between two anchors, in ns."""
     by_tick = (end["tick"] - start["tick"]) / clock.hz * 1e9
     by_raw = end["monotonic_raw_ns"] - start["monotonic_raw_ns"]
-    return abs(by_tick - by_raw)
+    return float(abs(by_tick - by_raw))
 
 
 def _allowed_ns(start: dict[str, Any], end: dict[str, Any], clock: native.ClockInfo) -> float:
@@ -43,7 +43,7 @@ def _allowed_ns(start: dict[str, Any], end: dict[str, Any], clock: native.ClockI
     span = end["monotonic_raw_ns"] - start["monotonic_raw_ns"]
     rate_ppm = clock.calib_ppm + 2 * clock.pair_width_ns / clock.calib_span_ns * 1e6
     brackets = (start["width_ticks"] + end["width_ticks"]) / 2 / clock.hz * 1e9
-    return rate_ppm * 1e-6 * span + brackets + 2 / clock.hz * 1e9 + 2 * clock.resolution_ns
+    return float(rate_ppm * 1e-6 * span + brackets + 2 / clock.hz * 1e9 + 2 * clock.resolution_ns)
 
 
 def test_an_anchor_brackets_its_clock_reads() -> None:
