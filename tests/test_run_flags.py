@@ -75,6 +75,9 @@ def test_check_flags_knows_which_runner_takes_which_flag() -> None:
         check_flags(runner, RunnerOptions())  # the defaults are never "given"
     with pytest.raises(InputError, match=r"--runner tflm does not use --runtime, --threads"):
         check_flags("tflm", RunnerOptions(runtime="litert", threads=1))
+    with pytest.raises(InputError, match=r"--runner mcu does not use --runtime"):
+        check_flags("mcu", RunnerOptions(runtime="litert"))
+    check_flags("mcu", RunnerOptions(runtime="litert"), reference=True)  # the float twin's
     with pytest.raises(InputError, match=r"--baud is for --runner mcu"):
         check_flags("tflite", RunnerOptions(baudrate=9600))
     with pytest.raises(InputError, match=r"--no-default-delegates is for --runner tflite or mcu"):

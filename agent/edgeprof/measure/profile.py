@@ -255,7 +255,7 @@ def check_request(req: ProfileRequest) -> None:
     """Refuse, before anything loads, a request that would measure something other than what
     was asked: a flag the runner ignores, two input files of which one would be ignored, a
     file that is not there. (The plan's own limits are checked by :class:`RunPlan`.)"""
-    check_flags(req.runner, req.options)
+    check_flags(req.runner, req.options, reference=req.reference is not None)
     if req.inputs is not None and req.data is not None:
         raise InputError(
             "--inputs and --data both give the inputs and only one would be used: "

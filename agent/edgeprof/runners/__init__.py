@@ -86,15 +86,24 @@ def runner_entry(name: str) -> RunnerEntry:
         raise InputError(f"unknown runner {name!r} (choose one of {known})") from None
 
 
-def check_flags(name: str, options: RunnerOptions) -> None:
+# The flags the float twin's runner is given (edgeprof.measure.profile.evaluate_quality).
+REFERENCE_FLAGS = frozenset({"runtime"})
+
+
+def check_flags(name: str, options: RunnerOptions, reference: bool = False) -> None:
     """Refuse a flag the runner would ignore (``--board`` without ``--runner mcu`` profiles the
     host; ``--threads`` with ``--runner tflm`` changes nothing), and ``--delegate-option``
-    without ``--delegate``: a run must measure what was asked or not run at all."""
+    without ``--delegate``: a run must measure what was asked or not run at all. With a float
+    ``reference``, the flags its runner is given count as used (``--runtime`` picks the host
+    interpreter that runs an MCU run's float twin)."""
     entry = runner_entry(name)
+    takes = entry.takes
+    if reference:
+        takes = takes | (runner_entry(entry.reference).takes & REFERENCE_FLAGS)
     ignored = {
         FLAG_NAMES[f]: " or ".join(e.name for e in RUNNERS.values() if f in e.takes)
         for f in options.given()
-        if f not in entry.takes
+        if f not in takes
     }
     if ignored:
         which = "; ".join(f"{flag} is for --runner {users}" for flag, users in ignored.items())
