@@ -60,9 +60,9 @@ def edgeprof_loop(runner: Runner, count: int, sampling: bool = True) -> tuple[np
     clock = native.clock_info()
     if sampling:
         with Monitor(SystemRoots.from_env(), rate_hz=1000.0):
-            wall = _measure(runner, examples, plan, regions, None, [], [])
+            wall, _ = _measure(runner, examples, plan, regions, None, [], [])
     else:
-        wall = _measure(runner, examples, plan, regions, None, [], [])
+        wall, _ = _measure(runner, examples, plan, regions, None, [], [])
     marks = regions.arrays()
     return clock.ticks_to_seconds(marks["end_tick"] - marks["begin_tick"]), wall / count
 

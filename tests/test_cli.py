@@ -80,10 +80,15 @@ def test_doctor_text_on_an_empty_tree_exits_zero(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
 
 
-def test_doctor_on_a_nonexistent_root_reports_instead_of_crashing(tmp_path: Path) -> None:
-    proc = run("--sysfs-root", str(tmp_path / "missing"), "doctor", "--json")
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["power"]["channels"] == []
+def test_a_nonexistent_root_is_refused_in_one_line(tmp_path: Path) -> None:
+    # Read from a tree that is not there, every source would silently find nothing (issue 14).
+    missing = tmp_path / "missing"
+    for flag, env in (("--sysfs-root", {}), (None, {"EDGEPROF_SYSFS_ROOT": str(missing)})):
+        args = (flag, str(missing)) if flag else ()
+        proc = run(*args, "doctor", "--json", env=env)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr == f"edgeprof: error: --sysfs-root {missing}: no such directory\n"
+        assert proc.stdout == ""
 
 
 def test_unknown_command_is_a_usage_error() -> None:

@@ -6,12 +6,13 @@ shown): :data:`COMMANDS` maps each name to ``"module:attribute"`` and its one-li
 msgpack and urllib3, not numpy, the gate or the collector (``tests/test_cli_lazy.py``).
 
 Exit codes are :mod:`edgeprof.exit_codes`: 0 ok, 1 a gate or benchmark failed, 2 could not do it
-(bad input, missing device). An :class:`~edgeprof.errors.EdgeprofError` prints one line; a
-traceback only with ``--debug``.
+(bad input, missing device), 130 interrupted (Ctrl-C). An
+:class:`~edgeprof.errors.EdgeprofError` prints one line; a traceback only with ``--debug``.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -19,7 +20,7 @@ import click
 from edgeprof import __version__, exit_codes
 from edgeprof.cli.lazy import LazyCommand, LazyGroup
 from edgeprof.device.roots import ENV_ETC, ENV_PROCFS, ENV_SYSFS, SystemRoots
-from edgeprof.errors import EdgeprofError
+from edgeprof.errors import EdgeprofError, InputError
 
 # name -> where the command is, and the short help `edgeprof --help` shows without importing it
 # (tests/test_cli_lazy.py checks each against the command's own docstring).
@@ -63,7 +64,8 @@ COMMANDS: dict[str, LazyCommand] = {
 
 
 class _Group(LazyGroup):
-    """Turns expected failures into one line on stderr and exit code 2."""
+    """Turns expected failures into one line on stderr and exit code 2, Ctrl-C into 130
+    (click would print "Aborted!" and exit 1, which scripts read as "the gate failed")."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -73,6 +75,9 @@ class _Group(LazyGroup):
                 raise
             click.echo(f"edgeprof: error: {exc}", err=True)
             ctx.exit(exit_codes.ERROR)
+        except KeyboardInterrupt:
+            click.echo("\nedgeprof: interrupted", err=True)
+            ctx.exit(exit_codes.INTERRUPTED)
 
 
 @click.group(cls=_Group, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
@@ -107,6 +112,14 @@ def main(
     """Profile quantized-model inference on this device or on an attached MCU."""
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
+    for flag, root in (
+        ("--sysfs-root", sysfs_root),
+        ("--procfs-root", procfs_root),
+        ("--etc-root", etc_root),
+    ):
+        if root is not None and not Path(root).is_dir():
+            # Read from an empty tree, every source would silently find nothing.
+            raise InputError(f"{flag} {root}: no such directory")
     ctx.obj["roots"] = SystemRoots.from_env(sysfs_root, procfs_root, etc_root)
 
 

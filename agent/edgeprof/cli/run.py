@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from edgeprof import exit_codes
+from edgeprof.errors import InputError
 from edgeprof.runners import RUNNER_NAMES
 
 
@@ -175,7 +176,11 @@ def run(
     token_file: Path | None,
     as_json: bool,
 ) -> None:
-    """Profile MODEL (.tflite) on this device: latency, memory, power, energy and quality."""
+    """Profile MODEL (.tflite) on this device: latency, memory, power, energy and quality.
+
+    Ctrl-C while measuring keeps what was measured: the report, marked interrupted, is printed
+    and saved, and the exit code is 130 (before the first measured inference: no report).
+    """
     from edgeprof.cli.run_text import render
     from edgeprof.measure.profile import ProfileRequest, profile
     from edgeprof.measure.session import RunPlan
@@ -217,6 +222,8 @@ def run(
         raise click.BadParameter(
             "--upload sends the report, so it needs one", param_hint="--upload"
         )
+    if token_file is not None and not upload:
+        raise InputError("--token-file is the token for --upload, and no --upload was given")
     progress = _Progress(enabled=sys.stderr.isatty() and not as_json)
     try:
         outcome = profile(req, ctx.obj["roots"], progress=progress)
@@ -229,6 +236,13 @@ def run(
         sys.stdout.write("\n")
     else:
         click.echo(render(outcome.report, str(outcome.path) if outcome.path else None))
+    if outcome.interrupted:  # nothing uploaded: the user asked to stop
+        click.echo(
+            f"edgeprof: interrupted after {outcome.session.count} measured inferences"
+            + (f"; report kept: {outcome.path}" if outcome.path else ""),
+            err=True,
+        )
+        ctx.exit(exit_codes.INTERRUPTED)
     if upload:
         _upload(ctx, upload, token_file, store, quiet=as_json)
 

@@ -285,3 +285,33 @@ def _check_labels(labels: Array, n: int, path: Path) -> Array:
     if labels.shape[0] != n:
         raise InputError(f"{path}: {labels.shape[0]} labels for {n} examples")
     return labels
+
+
+def check_label_classes(labels: Array, classes: int, path: str | os.PathLike[str]) -> None:
+    """Refuse labels the model's first output cannot score, before anything is measured.
+
+    The forms :func:`edgeprof.measure.quality.accuracy` takes: class indices ``[n]`` or
+    ``[n, 1]`` (whole numbers, integer or float) in ``[0, classes)``, or one-hot ``[n,
+    classes]``. Found after the measurement, a bad label would cost the whole run.
+    """
+    lab = np.asarray(labels)
+    if lab.ndim == 2 and lab.shape[1] == classes and classes > 1:
+        return  # one-hot: accuracy takes the arg-max of each row
+    if lab.ndim == 2 and lab.shape[1] == 1:
+        lab = lab[:, 0]
+    if lab.ndim != 1:
+        raise InputError(
+            f"{path}: labels must be class indices [n] or one-hot [n, {classes}], "
+            f"not shape {list(lab.shape)}"
+        )
+    if lab.dtype.kind not in "iuf":
+        raise InputError(f"{path}: labels must be numbers, not {lab.dtype}")
+    if lab.dtype.kind == "f" and not np.all(np.isfinite(lab) & (np.mod(lab, 1.0) == 0)):
+        raise InputError(f"{path}: labels must be whole class indices; some are fractional or NaN")
+    idx = lab.astype(np.int64)
+    wrong = (idx < 0) | (idx >= classes)
+    if wrong.any():
+        raise InputError(
+            f"{path}: {int(wrong.sum())} labels are outside the model's {classes} classes "
+            f"[0, {classes - 1}] (e.g. {int(idx[np.argmax(wrong)])})"
+        )

@@ -21,7 +21,13 @@ from edgeprof import __version__
 from edgeprof.device.detect import detect_board, stable_device_id
 from edgeprof.device.roots import SystemRoots
 from edgeprof.errors import InputError
-from edgeprof.measure.inputs import HALF_AWAY, ROUNDING_OF_RUNNER, load_inputs, random_inputs
+from edgeprof.measure.inputs import (
+    HALF_AWAY,
+    ROUNDING_OF_RUNNER,
+    check_label_classes,
+    load_inputs,
+    random_inputs,
+)
 from edgeprof.measure.quality import (
     accuracy,
     compression_ratio,
@@ -37,7 +43,13 @@ from edgeprof.report.builder import trace as build_trace
 from edgeprof.report.codec import encode, uuid7
 from edgeprof.report.signing import load_keys, sign
 from edgeprof.report.store import save_report
-from edgeprof.runners import ModelFile, Runner, RunnerOptions, make_runner
+from edgeprof.runners import (
+    ModelFile,
+    Runner,
+    RunnerOptions,
+    check_flags,
+    make_runner,
+)
 from edgeprof.runners.tensors import TensorInfo
 
 RANDOM_EXAMPLES = 32  # distinct random inputs cycled through during the run
@@ -72,6 +84,11 @@ class ProfileOutcome:
     path: Path | None
     session: SessionResult
 
+    @property
+    def interrupted(self) -> bool:
+        """Ctrl-C ended the measurement: the report holds what was measured until then."""
+        return self.session.interrupted
+
 
 class _Examples:
     """Builds the inputs once the runner knows its tensors, and keeps labels for quality."""
@@ -87,6 +104,8 @@ class _Examples:
         self.rounding = ROUNDING_OF_RUNNER.get(req.runner, HALF_AWAY)
 
     def __call__(self, runner: Runner) -> list[dict[str, np.ndarray]]:
+        """The examples, once the model is loaded and before warm-up: labels that cannot be
+        scored are refused here, not after the measurement."""
         infos = runner.inputs
         path = self.req.inputs or self.req.data
         if path is not None:
@@ -94,6 +113,14 @@ class _Examples:
                 path, infos, notes=self.notes, rounding=self.rounding
             )
             self.source = str(path)
+            if self.req.data is not None and self.labels is None:
+                raise InputError(
+                    f"--data {path} has no labels ('y' or 'labels'), so no accuracy: "
+                    "add them, or pass the file as --inputs"
+                )
+            if self.labels is not None and self.req.data is not None and runner.outputs:
+                classes = int(np.prod(runner.outputs[0].shape))
+                check_label_classes(self.labels, classes, path)
             if any(t.quantized for t in infos) and any(
                 "float data quantized" in n for n in self.notes
             ):
@@ -252,15 +279,33 @@ def _tensor_list(infos: list[TensorInfo]) -> list[dict[str, Any]]:
     ]
 
 
-def profile(
-    req: ProfileRequest, roots: SystemRoots | None = None, progress: Progress | None = None
-) -> ProfileOutcome:
-    """Run the whole job and return the report."""
-    roots = roots or SystemRoots.from_env()
-    model = ModelFile.load(req.model)
+def check_request(req: ProfileRequest) -> None:
+    """Refuse, before anything loads, a request that would measure something other than what
+    was asked: a flag the runner ignores, two input files of which one would be ignored, a
+    file that is not there. (The plan's own limits are checked by :class:`RunPlan`.)"""
+    check_flags(req.runner, req.options, reference=req.reference is not None)
+    if req.inputs is not None and req.data is not None:
+        raise InputError(
+            "--inputs and --data both give the inputs and only one would be used: "
+            "give --data (inputs with labels) or --inputs"
+        )
     for extra in (req.inputs, req.data, req.reference):
         if extra is not None and not extra.exists():
             raise InputError(f"{extra}: no such file")
+
+
+def profile(
+    req: ProfileRequest, roots: SystemRoots | None = None, progress: Progress | None = None
+) -> ProfileOutcome:
+    """Run the whole job and return the report.
+
+    Ctrl-C during the measured loop ends it: quality is then skipped and the report, marked
+    ``interrupted``, holds the inferences measured so far (signed and saved as usual); Ctrl-C
+    before the first one raises KeyboardInterrupt and leaves no report.
+    """
+    roots = roots or SystemRoots.from_env()
+    check_request(req)
+    model = ModelFile.load(req.model)
     keys = load_keys()  # before the run: a broken key file should not cost a measurement
     if req.reference is not None:  # a twin of another interface would cost a whole run first
         check_before_run(req.model, req.reference, req.runner, req.options)
@@ -271,8 +316,12 @@ def profile(
         session = run_session(
             runner, examples, req.plan, roots, counters=req.counters, progress=progress
         )
-        quality = evaluate_quality(
-            runner, req, examples.examples, examples.labels, examples.floats, examples.rounding
+        quality = (
+            None
+            if session.interrupted
+            else evaluate_quality(
+                runner, req, examples.examples, examples.labels, examples.floats, examples.rounding
+            )
         )
         runner_info = runner.describe()
         inputs, outputs = runner.inputs, runner.outputs
@@ -316,6 +365,9 @@ def profile(
         device["board_id"] = str(runner_info.get("board"))
         device["board_confidence"] = "given"
         device["mcu"] = runner_info["device"]
+    warnings = list(session.warnings)
+    if session.interrupted and quality is None and (req.reference or req.data):
+        warnings.append("quality not evaluated: the run was interrupted")
     report_id = uuid7()
     report = assemble(
         report_id=report_id,
@@ -337,6 +389,8 @@ def profile(
             "seed": req.seed,
         },
         clock=session.clock.describe(),
+        time_anchors=session.anchors,
+        interrupted=session.interrupted,
         counters={
             "available": session.cycles is not None,
             "reason": session.counters_reason or None,
@@ -347,7 +401,7 @@ def profile(
         quality=quality,
         per_inference=per_inference,
         traces=traces,
-        warnings=session.warnings,
+        warnings=warnings,
         tags=req.tags,
     )
     if keys.any:

@@ -25,6 +25,7 @@ from edgeprof.device.roots import SystemRoots
 from edgeprof.device.sampler import Trace
 from edgeprof.device.sources.system import read_governors
 from edgeprof.errors import InputError
+from edgeprof.measure.anchors import read_anchor
 from edgeprof.measure.energy import energy_from_counter, energy_in_regions, peak_in_regions
 from edgeprof.measure.stats import summarize
 from edgeprof.native import ClockInfo
@@ -55,6 +56,10 @@ class RunPlan:
             (self.min_count >= 1, "--count must be >= 1"),
             (self.min_seconds >= 0, "--min-seconds must be >= 0"),
             (self.max_seconds > 0, "--max-seconds must be > 0"),
+            (
+                self.max_seconds >= self.min_seconds,
+                f"--max-seconds {self.max_seconds:g} is below --min-seconds {self.min_seconds:g}",
+            ),
             (self.max_count >= self.min_count, "the maximum count is below --count"),
             (self.delay_s >= 0, "--delay-ms must be >= 0"),
             (0 < self.rate_hz <= 100_000, "--rate-hz must be in (0, 100000]"),
@@ -103,6 +108,11 @@ class SessionResult:
     # Per inference, of the first output: the arg-max (class) and its dequantized value.
     output_top1: np.ndarray | None = None
     output_top_score: np.ndarray | None = None
+    # Ctrl-C during the measured loop: what was measured up to then (at least one inference).
+    interrupted: bool = False
+    # read_anchor() before the model loads and after the sampler stops: the report's
+    # time_anchors (start, end), which tie the tick to CLOCK_REALTIME and CLOCK_MONOTONIC.
+    anchors: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def count(self) -> int:
@@ -204,11 +214,13 @@ def _measure(
     progress: Progress | None,
     top1: list[int],
     top_score: list[float],
-) -> float:
-    """The measured loop. Returns its wall time in seconds.
+) -> tuple[float, bool]:
+    """The measured loop. Returns its wall time in seconds and whether Ctrl-C ended it.
 
     After each region (never inside it) the first output's arg-max and its value are kept, so
-    the report carries the output distribution that drift checks compare between runs.
+    the report carries the output distribution that drift checks compare between runs. Ctrl-C
+    (KeyboardInterrupt) ends the loop and keeps the complete regions; an inference it cut in
+    the middle is not counted (its region has no end).
     """
     begin, end = native.mark_begin, native.mark_end
     set_inputs, invoke, get_outputs = runner.set_inputs, runner.invoke, runner.get_outputs
@@ -221,6 +233,7 @@ def _measure(
     start = clock()
     last = 0.0
     n = 0
+    interrupted = False
     try:
         while True:
             set_inputs(_pick_example(examples, n))
@@ -244,11 +257,13 @@ def _measure(
                 progress("measure", n, max(frac, elapsed / plan.max_seconds))
             if delay:
                 time.sleep(delay)
+    except KeyboardInterrupt:
+        interrupted = True
     finally:
         regions.deactivate()
-    if progress:
+    if progress and not interrupted:
         progress("measure", n, 1.0)
-    return clock() - start
+    return clock() - start, interrupted
 
 
 def _slow_extremes(slow: Trace | None, quantity: str) -> dict[str, dict[str, float]]:
@@ -318,6 +333,7 @@ def run_session(
     rss_before = float(rss_now[0])
     regions = native.Regions(plan.max_count, counters=counters)
     runner.probe()
+    start_anchor = read_anchor()
     monitor.start()
     try:
         t_load0 = native.tick()
@@ -333,11 +349,14 @@ def run_session(
         cpu0 = cpu_snapshot(roots, pid)
         top1: list[int] = []
         top_score: list[float] = []
-        wall = _measure(runner, examples, plan, regions, progress, top1, top_score)
+        wall, interrupted = _measure(runner, examples, plan, regions, progress, top1, top_score)
         cpu1 = cpu_snapshot(roots, pid)
     finally:
         traces = monitor.stop()
+    end_anchor = read_anchor()
     marks = regions.arrays()
+    if interrupted and not len(marks["begin_tick"]):
+        raise KeyboardInterrupt  # nothing measured: nothing to report
     if regions.dropped:
         raise InputError(f"{regions.dropped} inferences did not fit the region buffer")
     begin_ns = clock.ticks_to_ns(marks["begin_tick"])
@@ -369,6 +388,11 @@ def run_session(
     }
     lat = summarize(latency)
     warnings = list(lat.warnings)
+    if interrupted:
+        warnings.append(
+            f"interrupted (Ctrl-C) after {len(latency)} of at least {plan.min_count} "
+            "measured inferences: the numbers cover only those"
+        )
     if device is not None:
         warnings.extend(device.warnings)
     summary: dict[str, Any] = {
@@ -463,4 +487,6 @@ def run_session(
         host_round_trip_s=host_round_trip,
         output_top1=np.asarray(top1, dtype=np.int32) if top1 else None,
         output_top_score=np.asarray(top_score, dtype=np.float64) if top_score else None,
+        interrupted=interrupted,
+        anchors={"start": start_anchor, "end": end_anchor},
     )

@@ -64,6 +64,8 @@ def assemble(
     warnings: Sequence[str],
     tags: Mapping[str, str],
     clock: Section | UnsetType = UNSET,
+    time_anchors: Mapping[str, Section] | UnsetType = UNSET,
+    interrupted: bool | UnsetType = UNSET,
     counters: Section | UnsetType = UNSET,
     init: Section | UnsetType = UNSET,
     quality: Section | UnsetType | None = UNSET,
@@ -83,7 +85,11 @@ def assemble(
         "model": dict(model),
         "runner": dict(runner),
         "run": dict(run),
+        "interrupted": interrupted,
         "clock": clock if clock is UNSET else dict(clock),
+        "time_anchors": (
+            time_anchors if time_anchors is UNSET else {k: dict(v) for k, v in time_anchors.items()}
+        ),
         "counters": counters if counters is UNSET else dict(counters),
         "init": init if init is UNSET else dict(init),
         "environment": dict(environment),

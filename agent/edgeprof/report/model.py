@@ -146,6 +146,28 @@ class Clock(_S, kw_only=True):
     hz: Annotated[Amount | UnsetType, doc("hz")] = UNSET
 
 
+class Anchor(_S, kw_only=True):
+    realtime_ns: Annotated[int, doc("ns", "CLOCK_REALTIME: Unix time, as created_ns")]
+    monotonic_ns: Annotated[int, doc("ns", "CLOCK_MONOTONIC (slewed by NTP)")]
+    monotonic_raw_ns: Annotated[
+        int | UnsetType, doc("ns", "CLOCK_MONOTONIC_RAW: the clock of begin_ns and t_ns")
+    ] = UNSET
+    tick: Annotated[int, NonNeg, doc(note="the native tick (clock.hz), midpoint of its bracket")]
+    width_ticks: Annotated[
+        Count | UnsetType, doc(note="ticks between the two tick reads around the clocks")
+    ] = UNSET
+
+
+class TimeAnchors(_S, kw_only=True):
+    start: Annotated[Anchor, doc(note="before the model loads")]
+    end: Annotated[Anchor, doc(note="after the last measured inference")]
+
+    def __post_init__(self) -> None:
+        for name in ("realtime_ns", "monotonic_ns", "tick"):
+            if getattr(self.end, name) < getattr(self.start, name):
+                raise FieldError(f"end.{name}", "before start")
+
+
 class Counters(_S, kw_only=True):
     available: bool | UnsetType = UNSET
 
@@ -223,7 +245,7 @@ class Channel(_S, kw_only=True):
 class Trace(_S, kw_only=True):
     rate_hz: Annotated[Amount, doc("hz")]
     channels: list[Channel]
-    t_ns: Annotated[Array, doc("ns", "int64, shape (n,)")]
+    t_ns: Annotated[Array, doc("ns", "int64, shape (n,); CLOCK_MONOTONIC_RAW, from the tick")]
     values: Annotated[Array, doc(note="shape (n, channels)")]
 
     def __post_init__(self) -> None:
@@ -274,7 +296,7 @@ class Signature(_S, kw_only=True):
 
 # The per-inference map is open (energy_j.<rail>, cycles, device_* …): these are its rows.
 PER_INFERENCE_ROWS: tuple[tuple[str, bool, str, str], ...] = (
-    ("begin_ns", True, "ns", "int64, same clock as traces t_ns"),
+    ("begin_ns", True, "ns", "int64, CLOCK_MONOTONIC_RAW from the tick, as traces t_ns"),
     ("latency_s", True, "s", ""),
     ("peak_rss_bytes", True, "bytes", ""),
     (
@@ -293,13 +315,20 @@ class Report(_S, kw_only=True):
     schema: Annotated[str, doc(note='always "edgeprof.report"')]
     schema_version: Annotated[list[Any], doc(note=f"[major, minor] = [{MAJOR}, {MINOR}]")]
     report_id: Annotated[str, doc(note="UUIDv7, sorts by creation time")]
-    created_ns: Annotated[int, NonNeg, doc("ns", "Unix time the run started")]
+    created_ns: Annotated[int, NonNeg, doc("ns", "CLOCK_REALTIME (Unix time) the run started")]
     agent: Agent
     device: Device
     model: Model
     runner: RunnerInfo
     run: Annotated[Run, doc(note="the run configuration")]
+    interrupted: Annotated[
+        bool | UnsetType,
+        doc(note="true: Ctrl-C ended the measurement; the report holds what was measured"),
+    ] = UNSET
     clock: Clock | UnsetType = UNSET
+    time_anchors: Annotated[
+        TimeAnchors | UnsetType, doc(note="one instant on every clock, at start and end")
+    ] = UNSET
     counters: Counters | UnsetType = UNSET
     init: Init | UnsetType = UNSET
     environment: Environment

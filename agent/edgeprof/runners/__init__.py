@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from edgeprof.errors import InputError
-from edgeprof.runners.options import OptionsType, RunnerOptions
+from edgeprof.runners.options import FLAG_NAMES, OptionsType, RunnerOptions
 
 if TYPE_CHECKING:
     from edgeprof.runners.base import ModelFile, Runner
@@ -29,6 +29,9 @@ class RunnerEntry:
     module: str
     runner_class: str
     options_class: str
+    # The RunnerOptions fields its options type reads (from_flags): any other flag given with
+    # this runner would be ignored, so check_flags refuses it.
+    takes: frozenset[str]
     # The runner of the float twin (--reference): the same one, or the host's interpreter where
     # the runner's target cannot run float models (the MCU firmware is int8 only).
     reference_runner: str | None = None
@@ -51,9 +54,24 @@ class RunnerEntry:
 RUNNERS: dict[str, RunnerEntry] = {
     e.name: e
     for e in (
-        RunnerEntry("tflite", "edgeprof.runners.tflite", "TfliteRunner", "TfliteOptions"),
-        RunnerEntry("tflm", "edgeprof.runners.tflm", "TflmRunner", "TflmOptions"),
-        RunnerEntry("mcu", "edgeprof.runners.mcu", "McuRunner", "McuOptions", "tflite"),
+        RunnerEntry(
+            "tflite",
+            "edgeprof.runners.tflite",
+            "TfliteRunner",
+            "TfliteOptions",
+            frozenset({"runtime", "threads", "default_delegates", "delegate", "delegate_options"}),
+        ),
+        RunnerEntry(
+            "tflm", "edgeprof.runners.tflm", "TflmRunner", "TflmOptions", frozenset({"arena_size"})
+        ),
+        RunnerEntry(
+            "mcu",
+            "edgeprof.runners.mcu",
+            "McuRunner",
+            "McuOptions",
+            frozenset({"board", "port", "baudrate", "default_delegates"}),
+            "tflite",
+        ),
     )
 }
 RUNNER_NAMES = tuple(RUNNERS)
@@ -66,6 +84,32 @@ def runner_entry(name: str) -> RunnerEntry:
     except KeyError:
         known = ", ".join(RUNNER_NAMES)
         raise InputError(f"unknown runner {name!r} (choose one of {known})") from None
+
+
+# The flags the float twin's runner is given (edgeprof.measure.profile.evaluate_quality).
+REFERENCE_FLAGS = frozenset({"runtime"})
+
+
+def check_flags(name: str, options: RunnerOptions, reference: bool = False) -> None:
+    """Refuse a flag the runner would ignore (``--board`` without ``--runner mcu`` profiles the
+    host; ``--threads`` with ``--runner tflm`` changes nothing), and ``--delegate-option``
+    without ``--delegate``: a run must measure what was asked or not run at all. With a float
+    ``reference``, the flags its runner is given count as used (``--runtime`` picks the host
+    interpreter that runs an MCU run's float twin)."""
+    entry = runner_entry(name)
+    takes = entry.takes
+    if reference:
+        takes = takes | (runner_entry(entry.reference).takes & REFERENCE_FLAGS)
+    ignored = {
+        FLAG_NAMES[f]: " or ".join(e.name for e in RUNNERS.values() if f in e.takes)
+        for f in options.given()
+        if f not in takes
+    }
+    if ignored:
+        which = "; ".join(f"{flag} is for --runner {users}" for flag, users in ignored.items())
+        raise InputError(f"--runner {name} does not use {', '.join(ignored)} ({which})")
+    if options.delegate_options and not options.delegate:
+        raise InputError("--delegate-option configures a --delegate, and none was given")
 
 
 def make_runner(name: str, model: ModelFile, options: RunnerOptions | None = None) -> Runner:
@@ -93,6 +137,7 @@ __all__ = [
     "Runner",
     "RunnerEntry",
     "RunnerOptions",
+    "check_flags",
     "make_runner",
     "runner_entry",
 ]

@@ -6,8 +6,21 @@ choosing runners, as the CLI does at start-up, imports nothing heavy.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Protocol, Self
+from dataclasses import dataclass, field, fields
+from typing import Final, Protocol, Self
+
+# RunnerOptions field -> the ``edgeprof run`` flag that sets it (probe_arena has none: internal).
+FLAG_NAMES: Final = {
+    "runtime": "--runtime",
+    "threads": "--threads",
+    "default_delegates": "--no-default-delegates",
+    "delegate": "--delegate",
+    "delegate_options": "--delegate-option",
+    "arena_size": "--arena-size",
+    "board": "--board",
+    "port": "--port",
+    "baudrate": "--baud",
+}
 
 
 @dataclass(frozen=True)
@@ -25,6 +38,15 @@ class RunnerOptions:
     board: str | None = None  # mcu: the board id (boards/<id>.toml)
     port: str | None = None  # mcu: /dev/ttyACM0, socket://HOST:PORT, rfc2217://..., usb:
     baudrate: int = 115_200  # mcu, serial ports
+
+    def given(self) -> list[str]:
+        """The fields set away from their defaults: the flags the user gave, in field order."""
+        default = RunnerOptions()
+        return [
+            f.name
+            for f in fields(self)
+            if f.name in FLAG_NAMES and getattr(self, f.name) != getattr(default, f.name)
+        ]
 
 
 class OptionsType(Protocol):
