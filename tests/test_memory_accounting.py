@@ -19,10 +19,12 @@ import pytest
 
 from edgeprof.device.envinfo import cpu_snapshot, steal_fraction
 from edgeprof.device.roots import SystemRoots
+from edgeprof.errors import InputError
 from edgeprof.measure.inputs import random_inputs
 from edgeprof.measure.memory import lower_median, sampled_peak, sampled_peak_in_regions
 from edgeprof.measure.session import STEAL_WARN, RunPlan, run_session
 from edgeprof.report.codec import decode
+from edgeprof.testing.reports import make_report
 
 # --- peaks are samples -------------------------------------------------------------------------
 
@@ -112,6 +114,18 @@ def test_no_steal_column_is_not_measured(tmp_path: Path) -> None:
     snap = cpu_snapshot(roots, os.getpid())
     assert snap.steal_s is None
     assert steal_fraction(snap, snap) is None
+
+
+def test_the_report_takes_the_new_fields_and_refuses_nonsense() -> None:
+    """Optional since report 1.2: absent is fine (older reports), a steal share is in [0, 1],
+    a byte count is a non-negative int."""
+    env = {"governors": {}, "load_average": [0.0, 0.0, 0.0]}
+    make_report(environment={**env, "steal_fraction": 0.03}, init={"tool_buffers_bytes": 1 << 20})
+    make_report(environment={**env, "steal_fraction": None})
+    with pytest.raises(InputError, match="steal_fraction"):
+        make_report(environment={**env, "steal_fraction": 1.5})
+    with pytest.raises(InputError, match="tool_buffers_bytes"):
+        make_report(environment=env, init={"tool_buffers_bytes": -1})
 
 
 if not os.environ.get("CI"):  # in CI a missing runtime fails the tests instead

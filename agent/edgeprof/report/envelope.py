@@ -24,7 +24,8 @@ from edgeprof.report.bounds import DEFAULT_BOUNDS, Bounds, check_bounds
 
 SCHEMA: Final = "edgeprof.report"
 MAJOR: Final = 1
-MINOR: Final = 1  # History: 0 first release; 1 MCU runs (device.mcu, summary.host_round_trip)
+MINOR: Final = 2  # History: 0 first release; 1 MCU runs (device.mcu, summary.host_round_trip)
+# 2: issue 14 fields
 
 
 class _DuplicateKeyError(ValueError):
