@@ -29,7 +29,7 @@ from edgeprof import native
 from edgeprof.device.monitor import Monitor
 from edgeprof.device.roots import SystemRoots
 from edgeprof.measure.inputs import random_inputs
-from edgeprof.measure.session import RunPlan, _measure
+from edgeprof.measure.session import OutputBuffers, RunPlan, _measure
 from edgeprof.measure.stats import percentile_ci
 from edgeprof.runners import ModelFile, Runner, RunnerOptions, make_runner
 
@@ -60,9 +60,9 @@ def edgeprof_loop(runner: Runner, count: int, sampling: bool = True) -> tuple[np
     clock = native.clock_info()
     if sampling:
         with Monitor(SystemRoots.from_env(), rate_hz=1000.0):
-            wall, _ = _measure(runner, examples, plan, regions, None, [], [])
+            wall, _ = _measure(runner, examples, plan, regions, None, OutputBuffers.allocate(count))
     else:
-        wall, _ = _measure(runner, examples, plan, regions, None, [], [])
+        wall, _ = _measure(runner, examples, plan, regions, None, OutputBuffers.allocate(count))
     marks = regions.arrays()
     return clock.ticks_to_seconds(marks["end_tick"] - marks["begin_tick"]), wall / count
 

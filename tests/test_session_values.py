@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from edgeprof.errors import InputError
-from edgeprof.measure.session import _finite_first, _finite_max, _finite_median
+from edgeprof.measure.memory import lower_median, sampled_peak
+from edgeprof.measure.session import _finite_first
 from edgeprof.testing.reports import make_report
 
 pytestmark = pytest.mark.unit
@@ -18,9 +19,9 @@ NAN = float("nan")
 def test_failed_reads_are_skipped_and_none_means_not_measured() -> None:
     column = np.array([NAN, 3.0, NAN, 7.0, 5.0])
     assert _finite_first(column) == 3.0
-    assert _finite_max(column) == 7.0
-    assert _finite_median(column) == 5.0
-    for f in (_finite_first, _finite_max, _finite_median):
+    assert sampled_peak(column) == 7.0
+    assert lower_median(column) == 5.0
+    for f in (_finite_first, sampled_peak, lower_median):
         assert f(np.array([NAN, NAN])) is None
         assert f(np.array([])) is None
 

@@ -127,19 +127,36 @@ def test_sample_size_warning_wording() -> None:
     ]
 
 
-def test_high_variance_from_the_coefficient_of_variation() -> None:
+def test_high_variance_from_the_robust_coefficient_of_variation() -> None:
+    """A truly spread sample: its bulk is wide, so MAD/median says so too."""
     x = np.random.default_rng(0).lognormal(np.log(0.01), 0.5, 2000)
     s = summarize(x, n_boot=200)
     (warning,) = s.warnings
-    assert warning.startswith("high variance: coefficient of variation")
+    assert warning.startswith("high variance: robust coefficient of variation")
+    assert s.robust_cv > 0.1
     assert s.cv > 0.1
 
 
+def test_a_few_outliers_are_not_high_variance() -> None:
+    """A steady run with 1 % of inferences preempted 20x longer: std/mean exceeds the limit
+    (the old warning fired), MAD/median does not, and the median is as steady as before."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(0.001, 0.00001, 5000)
+    x[rng.choice(x.size, 50, replace=False)] = 0.02
+    s = summarize(x, n_boot=300)
+    assert s.cv > 0.1  # the classic coefficient of variation would call this run noisy
+    assert s.robust_cv < 0.05
+    assert not [w for w in s.warnings if w.startswith("high variance")]
+    d = s.describe()
+    assert d["robust_cv"] == s.robust_cv
+    assert d["mad_s"] == float(np.median(np.abs(x - np.median(x))))
+
+
 def test_high_variance_from_a_wide_median_interval() -> None:
-    """Two modes 16 % apart: CV under 0.1, but the median could be either."""
-    x = np.repeat([0.0092, 0.0108], 15)
+    """Two modes 12 % apart: robust CV under 0.1, but the median could be either."""
+    x = np.repeat([0.0094, 0.0106], 15)
     s = summarize(x, n_boot=500)
-    assert s.cv < 0.1
+    assert s.robust_cv < 0.1
     (warning,) = [w for w in s.warnings if w.startswith("high variance")]
     assert "p50's 95 % confidence interval spans" in warning
     assert "coefficient of variation" not in warning

@@ -22,10 +22,14 @@ class CpuSnapshot:
     machine_busy_s: float | None
     process_cpu_s: float | None
     ncpu: int
+    # All CPU time of the machine (user to steal) and the part a hypervisor stole for other
+    # guests; steal is None where the kernel does not report it (before 2.6.11).
+    machine_total_s: float | None = None
+    steal_s: float | None = None
 
 
-def _machine_busy_s(roots: SystemRoots) -> float | None:
-    """Busy time (everything but idle and iowait) summed over all CPUs, from /proc/stat."""
+def _proc_stat_cpu(roots: SystemRoots) -> list[int] | None:
+    """The aggregate ``cpu`` line of /proc/stat as integers (USER_HZ ticks), or None."""
     try:
         with open(roots.proc("stat"), encoding="ascii") as f:
             first = f.readline().split()
@@ -34,13 +38,29 @@ def _machine_busy_s(roots: SystemRoots) -> float | None:
     if len(first) < 5 or first[0] != "cpu":
         return None
     try:
-        fields = [int(x) for x in first[1:]]
+        return [int(x) for x in first[1:]]
     except ValueError:
+        return None
+
+
+def _machine_busy_s(fields: list[int] | None) -> float | None:
+    """Busy time (everything but idle and iowait) summed over all CPUs."""
+    if fields is None:
         return None
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
     # guest time is already counted in user/nice
     busy = sum(fields[:8]) - idle if len(fields) >= 8 else sum(fields) - idle
     return busy / _CLK_TCK
+
+
+def _machine_total_s(fields: list[int] | None) -> float | None:
+    """All CPU time, idle and steal included (guest is inside user/nice: not added again)."""
+    return sum(fields[:8]) / _CLK_TCK if fields is not None else None
+
+
+def _steal_s(fields: list[int] | None) -> float | None:
+    """Time the hypervisor ran other guests while this machine's CPUs wanted to run."""
+    return fields[7] / _CLK_TCK if fields is not None and len(fields) >= 8 else None
 
 
 def _process_cpu_s(roots: SystemRoots, pid: int) -> float | None:
@@ -60,7 +80,33 @@ def _process_cpu_s(roots: SystemRoots, pid: int) -> float | None:
 
 def cpu_snapshot(roots: SystemRoots, pid: int) -> CpuSnapshot:
     """Take the counters now."""
-    return CpuSnapshot(_machine_busy_s(roots), _process_cpu_s(roots, pid), os.cpu_count() or 1)
+    fields = _proc_stat_cpu(roots)
+    return CpuSnapshot(
+        _machine_busy_s(fields),
+        _process_cpu_s(roots, pid),
+        os.cpu_count() or 1,
+        machine_total_s=_machine_total_s(fields),
+        steal_s=_steal_s(fields),
+    )
+
+
+def steal_fraction(before: CpuSnapshot, after: CpuSnapshot) -> float | None:
+    """The share of all CPU time between two snapshots that the hypervisor stole.
+
+    On a virtual machine a stolen slice delays whatever was running, the sampler's deadlines
+    and the inference alike, so a few percent explains missed deadlines and a slower tail.
+    None where the kernel does not report steal or no CPU time passed between the snapshots.
+    """
+    if None in (before.steal_s, after.steal_s, before.machine_total_s, after.machine_total_s):
+        return None
+    assert before.steal_s is not None
+    assert after.steal_s is not None
+    assert before.machine_total_s is not None
+    assert after.machine_total_s is not None
+    total = after.machine_total_s - before.machine_total_s
+    if total <= 0:
+        return None
+    return min(1.0, max(0.0, (after.steal_s - before.steal_s) / total))
 
 
 def other_load(before: CpuSnapshot, after: CpuSnapshot, wall_s: float) -> float | None:

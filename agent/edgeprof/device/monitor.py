@@ -33,7 +33,7 @@ class MonitorTraces:
 
 class Monitor(StartStop):
     """Fast (RSS + power + any streams) and slow (PSS + CPU frequency + thermal) samplers for one
-    process."""
+    process. ``reserve_seconds``: how long a trace both preallocate (see :class:`Sampler`)."""
 
     def __init__(
         self,
@@ -45,6 +45,7 @@ class Monitor(StartStop):
         power: bool = True,
         realtime: bool = True,
         streams: Sequence[StreamSource] = (),
+        reserve_seconds: float = 0.0,
     ) -> None:
         roots = roots or SystemRoots.from_env()
         pid = os.getpid() if pid is None else pid
@@ -63,8 +64,14 @@ class Monitor(StartStop):
         system, notes = discover_system_with_notes(roots)
         slow.extend(system)
         self.notes.extend(notes)
-        self.fast = Sampler(fast, rate_hz, realtime=realtime, streams=streams)
-        self.slow = Sampler(slow, slow_rate_hz, realtime=False) if slow else None
+        self.fast = Sampler(
+            fast, rate_hz, realtime=realtime, streams=streams, reserve_seconds=reserve_seconds
+        )
+        self.slow = (
+            Sampler(slow, slow_rate_hz, realtime=False, reserve_seconds=reserve_seconds)
+            if slow
+            else None
+        )
         self.traces: MonitorTraces | None = None
 
     def start(self) -> Monitor:
@@ -80,3 +87,8 @@ class Monitor(StartStop):
         slow = self.slow.stop() if self.slow is not None else None
         self.traces = MonitorTraces(fast=fast, slow=slow, notes=self.notes)
         return self.traces
+
+    @property
+    def reserved_bytes(self) -> int:
+        """Bytes both samplers preallocated for their traces."""
+        return self.fast.reserved_bytes + (self.slow.reserved_bytes if self.slow else 0)

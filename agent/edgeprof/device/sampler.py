@@ -23,6 +23,7 @@ from edgeprof.lifecycle import StartStop
 from edgeprof.native import F64, U64, ClockInfo, NativeSampler, SamplerStats, clock_info
 
 MAX_RATE_HZ = 100_000.0
+MAX_RESERVE_BYTES = 64 << 20  # a reserved trace larger than this grows past it instead
 
 
 @dataclass
@@ -72,6 +73,10 @@ class Sampler(StartStop):
     say so. ``spin_ns``: see :meth:`edgeprof.native.NativeSampler.configure`. ``streams`` run
     alongside, started after and stopped before the native thread, so their samples fall
     within the native ticks.
+
+    ``reserve_seconds`` preallocates (and touches) the trace for that long at ``rate_hz``, up
+    to :data:`MAX_RESERVE_BYTES`, so draining does not grow the process while it is sampled;
+    a run longer than the reserve keeps sampling into growing chunks past it.
     """
 
     def __init__(
@@ -85,6 +90,7 @@ class Sampler(StartStop):
         realtime: bool = True,
         spin_ns: int = -1,
         streams: Sequence[StreamSource] = (),
+        reserve_seconds: float = 0.0,
     ) -> None:
         if not 0 < rate_hz <= MAX_RATE_HZ:
             raise InputError(f"sampling rate must be in (0, {MAX_RATE_HZ:g}] Hz, not {rate_hz:g}")
@@ -111,6 +117,29 @@ class Sampler(StartStop):
         self._thread: threading.Thread | None = None
         self._drain_max = capacity
         self.trace: Trace | None = None
+        ncols = self._native.ncols
+        rows = int(min(rate_hz * max(reserve_seconds, 0.0), MAX_RESERVE_BYTES / (8 + 8 * ncols)))
+        self._reserved_ticks = np.empty(rows, dtype=np.uint64)
+        self._reserved_values = np.empty((rows, ncols), dtype=np.float64)
+        self._reserved_ticks.fill(0)  # touch every page now, not while sampling
+        self._reserved_values.fill(0.0)
+        self._filled = 0
+
+    @property
+    def reserved_bytes(self) -> int:
+        """Bytes of the preallocated trace (all resident)."""
+        return int(self._reserved_ticks.nbytes + self._reserved_values.nbytes)
+
+    def _keep(self, ticks: U64, values: F64) -> None:
+        """Copy a drained block into the reserve while it has room; chunks past it."""
+        room = self._reserved_ticks.shape[0] - self._filled
+        k = min(room, len(ticks))
+        if k:
+            self._reserved_ticks[self._filled : self._filled + k] = ticks[:k]
+            self._reserved_values[self._filled : self._filled + k] = values[:k]
+            self._filled += k
+        if k < len(ticks):
+            self._chunks.append((ticks[k:], values[k:]))
 
     @property
     def specs(self) -> list[ChannelSpec]:
@@ -125,7 +154,7 @@ class Sampler(StartStop):
         while True:
             ticks, values = self._native.drain(self._drain_max)
             if len(ticks):
-                self._chunks.append((ticks, values))
+                self._keep(ticks, values)
             if len(ticks) < self._drain_max:
                 return
 
@@ -161,9 +190,11 @@ class Sampler(StartStop):
             self._thread.join()
         self._drain_all()
         ncols = self._native.ncols
-        if self._chunks:
-            ticks = np.concatenate([c[0] for c in self._chunks])
-            values = np.concatenate([c[1] for c in self._chunks], axis=0)
+        parts = [(self._reserved_ticks[: self._filled], self._reserved_values[: self._filled])]
+        parts += self._chunks
+        if self._filled or self._chunks:
+            ticks = np.concatenate([c[0] for c in parts])
+            values = np.concatenate([c[1] for c in parts], axis=0)
         else:
             ticks = np.empty(0, dtype=np.uint64)
             values = np.empty((0, ncols), dtype=np.float64)

@@ -19,7 +19,7 @@ import numpy as np
 
 from edgeprof import native
 from edgeprof.device.channels import ChannelSpec, ReadKind
-from edgeprof.device.envinfo import cpu_snapshot, load_average, other_load
+from edgeprof.device.envinfo import cpu_snapshot, load_average, other_load, steal_fraction
 from edgeprof.device.monitor import Monitor, MonitorTraces
 from edgeprof.device.roots import SystemRoots
 from edgeprof.device.sampler import Trace
@@ -27,12 +27,15 @@ from edgeprof.device.sources.system import read_governors
 from edgeprof.errors import InputError
 from edgeprof.measure.anchors import read_anchor
 from edgeprof.measure.energy import energy_from_counter, energy_in_regions, peak_in_regions
+from edgeprof.measure.memory import lower_median, sampled_peak, sampled_peak_in_regions
 from edgeprof.measure.stats import summarize
 from edgeprof.native import ClockInfo
 from edgeprof.runners.base import DeviceMeasurements, Runner
 
 Progress = Callable[[str, int, float], None]  # phase, inferences done, fraction done (0..1)
 PROGRESS_EVERY_S = 0.1  # redraw at most this often: a progress bar must not cost inferences
+LOAD_MARGIN_S = 10.0  # seconds of trace reserved for loading the model
+STEAL_WARN = 0.01  # hypervisor steal, as a share of all CPU time, above which a run is flagged
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,12 @@ class RunPlan:
         for ok, message in checks:
             if not ok:
                 raise InputError(message)
+
+    @property
+    def monitored_seconds(self) -> float:
+        """How long the monitor may sample: the warm-up and the measurement are each bounded
+        by max_seconds; the load gets a margin (a longer one lets the trace grow past it)."""
+        return 2 * self.max_seconds + LOAD_MARGIN_S
 
     def describe(self) -> dict[str, Any]:
         """For the report's run configuration."""
@@ -126,16 +135,28 @@ def _finite_first(values: np.ndarray) -> float | None:
     return float(ok[0]) if ok.size else None
 
 
-def _finite_max(values: np.ndarray) -> float | None:
-    """The largest readable sample, or None: a report never carries NaN for "not measured"."""
-    ok = values[np.isfinite(values)]
-    return float(ok.max()) if ok.size else None
+@dataclass
+class OutputBuffers:
+    """Per-inference output facts (arg-max class and its value), preallocated like the region
+    buffer: sized to the plan's maximum count and written once (every page touched) before the
+    RSS baseline, so the measured loop never grows the process it measures."""
 
+    top1: np.ndarray
+    top_score: np.ndarray
 
-def _finite_median(values: np.ndarray) -> float | None:
-    """The median of the readable values, or None when there are none."""
-    ok = values[np.isfinite(values)]
-    return float(np.median(ok)) if ok.size else None
+    @classmethod
+    def allocate(cls, capacity: int) -> OutputBuffers:
+        """``capacity`` entries of each, resident now."""
+        top1 = np.empty(capacity, dtype=np.int32)
+        top_score = np.empty(capacity, dtype=np.float64)
+        top1.fill(0)  # np.zeros would map untouched zero pages that fault in during the run
+        top_score.fill(0.0)
+        return cls(top1, top_score)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held (all resident)."""
+        return int(self.top1.nbytes + self.top_score.nbytes)
 
 
 def _column(trace: Trace, spec: ChannelSpec) -> np.ndarray:
@@ -172,6 +193,12 @@ def primary_rail(specs: Sequence[ChannelSpec]) -> str | None:
 
 def _pick_example(examples: Sequence[dict[str, np.ndarray]], i: int) -> dict[str, np.ndarray]:
     return examples[i % len(examples)]
+
+
+def _region_bytes(regions: native.Regions) -> int:
+    """The region buffer's size: begin and end ticks, plus cycles and instructions at both
+    marks when hardware counters are open (8 bytes each per inference)."""
+    return regions.capacity * 8 * (6 if regions.has_counters else 2)
 
 
 def _warm_up(
@@ -212,13 +239,13 @@ def _measure(
     plan: RunPlan,
     regions: native.Regions,
     progress: Progress | None,
-    top1: list[int],
-    top_score: list[float],
+    outputs: OutputBuffers,
 ) -> tuple[float, bool]:
     """The measured loop. Returns its wall time in seconds and whether Ctrl-C ended it.
 
-    After each region (never inside it) the first output's arg-max and its value are kept, so
-    the report carries the output distribution that drift checks compare between runs. Ctrl-C
+    After each region (never inside it) the first output's arg-max and its value are written to
+    the preallocated buffers, so the report carries the output distribution that drift checks
+    compare between runs without the loop allocating anything per inference. Ctrl-C
     (KeyboardInterrupt) ends the loop and keeps the complete regions; an inference it cut in
     the middle is not counted (its region has no end).
     """
@@ -229,6 +256,7 @@ def _measure(
     zero = out_info.zero_point if out_info is not None and out_info.quantized else 0
     clock = time.perf_counter
     delay = plan.delay_s
+    top1, top_score = outputs.top1, outputs.top_score
     regions.activate()
     start = clock()
     last = 0.0
@@ -240,12 +268,12 @@ def _measure(
             begin()
             invoke()
             end()
-            n += 1
             if out_info is not None:
                 first = get_outputs()[0].reshape(-1)
                 k = int(np.argmax(first))
-                top1.append(k)
-                top_score.append((float(first[k]) - zero) * scale)
+                top1[n] = k
+                top_score[n] = (float(first[k]) - zero) * scale
+            n += 1
             elapsed = clock() - start
             if (n >= plan.min_count and elapsed >= plan.min_seconds) or n >= plan.max_count:
                 break
@@ -327,11 +355,20 @@ def run_session(
     clock = native.clock_info()
     pid = os.getpid()
     governors = read_governors(roots)
-    monitor = Monitor(roots, pid, rate_hz=plan.rate_hz, slow_rate_hz=plan.slow_rate_hz)
+    monitor = Monitor(
+        roots,
+        pid,
+        rate_hz=plan.rate_hz,
+        slow_rate_hz=plan.slow_rate_hz,
+        reserve_seconds=plan.monitored_seconds,
+    )
     rss_spec = monitor.fast.specs[0]
+    # The tool's own buffers (region marks, output facts) exist and are resident before the
+    # baseline, so load RSS is the model's and nothing the loop writes grows the process.
+    regions = native.Regions(plan.max_count, counters=counters)
+    outputs = OutputBuffers.allocate(plan.max_count)
     _, rss_now = monitor.fast.read_now()
     rss_before = float(rss_now[0])
-    regions = native.Regions(plan.max_count, counters=counters)
     runner.probe()
     start_anchor = read_anchor()
     monitor.start()
@@ -347,9 +384,7 @@ def run_session(
         warm = _warm_up(runner, examples, plan, progress)
         runner.device_measurements()  # the warm-up's, if the device measures: not reported
         cpu0 = cpu_snapshot(roots, pid)
-        top1: list[int] = []
-        top_score: list[float] = []
-        wall, interrupted = _measure(runner, examples, plan, regions, progress, top1, top_score)
+        wall, interrupted = _measure(runner, examples, plan, regions, progress, outputs)
         cpu1 = cpu_snapshot(roots, pid)
     finally:
         traces = monitor.stop()
@@ -371,19 +406,31 @@ def run_session(
                 f"{len(latency)}"
             )
         host_round_trip, latency = latency, device.latency_s
+    measured = len(marks["begin_tick"])
+    has_outputs = bool(runner.outputs) and measured > 0
     fast = traces.fast
     t_ns = fast.times_ns(clock)
     energy = _rail_energy(fast, t_ns, begin_ns, end_ns)
     rss = _column(fast, rss_spec)
-    peak_rss = peak_in_regions(t_ns, rss, begin_ns, end_ns)
+    peak_rss = sampled_peak_in_regions(t_ns, rss, begin_ns, end_ns)
     load_ns = clock.ticks_to_ns(np.array([t_load0, t_load1], dtype=np.uint64))
-    in_load = (t_ns >= load_ns[0]) & (t_ns <= load_ns[1])
     after_load = t_ns >= load_ns[1]
+    rss_after = _finite_first(rss[after_load])
+    # The baseline is the sampler's last reading before the load when it has one: the same
+    # method as rss_after, with the monitor's own threads already running in both.
+    before_load = rss[t_ns <= load_ns[0]]
+    before_load = before_load[np.isfinite(before_load)]
+    if before_load.size:
+        rss_before = float(before_load[-1])
+    # The load's peak: the baseline, the samples bracketing the load and those inside it, so it
+    # is never below the baseline or the after-load figure reported next to it.
+    load_peak = sampled_peak_in_regions(t_ns, rss, load_ns[:1], load_ns[1:])[0]
     init = {
         "time_s": float(clock.ticks_to_seconds(t_load1 - t_load0)),
         "rss_before_bytes": rss_before,
-        "rss_after_bytes": _finite_first(rss[after_load]),
-        "rss_peak_bytes": _finite_max(rss[in_load]),
+        "rss_after_bytes": rss_after,
+        "rss_peak_bytes": sampled_peak(np.array([load_peak]), rss_before, rss_after),
+        "tool_buffers_bytes": _region_bytes(regions) + outputs.nbytes + monitor.reserved_bytes,
         "warmup_inferences": warm,
     }
     lat = summarize(latency)
@@ -399,8 +446,8 @@ def run_session(
         "latency": lat.describe(),
         "inferences_per_s": len(latency) / wall if wall > 0 else None,
         "measured_wall_s": wall,
-        "rss_peak_bytes": _finite_max(rss),
-        "rss_steady_bytes": _finite_median(peak_rss),
+        "rss_peak_bytes": sampled_peak(rss, rss_before),
+        "rss_steady_bytes": lower_median(peak_rss),
     }
     rails: dict[str, Any] = {}
     # The measured phase as one region: mean power = its energy / its duration, with the power
@@ -444,6 +491,12 @@ def run_session(
         )
     warnings.extend(_freq_warnings(traces.slow))
     others = other_load(cpu0, cpu1, wall)
+    steal = steal_fraction(cpu0, cpu1)
+    if steal is not None and steal > STEAL_WARN:
+        warnings.append(
+            f"the hypervisor stole {steal:.1%} of CPU time during the measurement: "
+            "latencies and sampler deadlines are perturbed (a virtual machine under contention)"
+        )
     if others is not None and others > 0.1:
         warnings.append(
             f"other processes used {others:.2f} CPU cores during the measurement: "
@@ -462,6 +515,7 @@ def run_session(
         "governors": governors,
         "load_average": load_average(roots),
         "other_load_cores": others,
+        "steal_fraction": steal,
         "sampler": stats.describe(),
         "slow_sampler": traces.slow.stats.describe() if traces.slow else None,
         "cpu_freq_hz": _slow_extremes(traces.slow, "frequency"),
@@ -485,8 +539,8 @@ def run_session(
         counters_reason=regions.counters_reason,
         device=device,
         host_round_trip_s=host_round_trip,
-        output_top1=np.asarray(top1, dtype=np.int32) if top1 else None,
-        output_top_score=np.asarray(top_score, dtype=np.float64) if top_score else None,
+        output_top1=outputs.top1[:measured].copy() if has_outputs else None,
+        output_top_score=outputs.top_score[:measured].copy() if has_outputs else None,
         interrupted=interrupted,
         anchors={"start": start_anchor, "end": end_anchor},
     )

@@ -20,7 +20,10 @@ F64 = npt.NDArray[np.float64]
 
 PERCENTILES: tuple[int, ...] = (50, 90, 95, 99)
 TAIL_SAMPLES = 10  # samples that must lie beyond a percentile for it to count as supported
-CV_LIMIT = 0.1  # coefficient of variation above which the run is called noisy
+CV_LIMIT = 0.1  # robust coefficient of variation above which the run is called noisy
+# MAD times this estimates the standard deviation of a normal sample, so the robust CV and
+# the classic std/mean agree on well-behaved data and the limit keeps its meaning.
+MAD_TO_STD = 1.4826
 P50_CI_LIMIT = 0.1  # p50's CI width, as a fraction of p50, above which the run is called noisy
 
 
@@ -127,11 +130,21 @@ class LatencySummary:
     n_boot: int = 2000
     unstable: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    mad: float = math.nan  # median absolute deviation from the median
 
     @property
     def cv(self) -> float:
         """Coefficient of variation (std / mean); NaN where undefined."""
         return self.std / self.mean if self.mean > 0 and math.isfinite(self.std) else math.nan
+
+    @property
+    def robust_cv(self) -> float:
+        """1.4826 MAD / median: the spread of the bulk, which a few outliers (a page fault, a
+        preemption) cannot inflate the way they inflate std/mean. NaN where undefined."""
+        p50 = self.p50[0]
+        if p50 > 0 and math.isfinite(self.mad):
+            return MAD_TO_STD * self.mad / p50
+        return math.nan
 
     def percentile(self, name: str) -> tuple[float, float, float]:
         """One of ``"p50"``, ``"p90"``, ``"p95"``, ``"p99"``."""
@@ -149,6 +162,8 @@ class LatencySummary:
             "min_s": self.min,
             "max_s": self.max,
             "cv": _finite_or_none(self.cv),
+            "mad_s": _finite_or_none(self.mad),
+            "robust_cv": _finite_or_none(self.robust_cv),
         }
         for q in PERCENTILES:
             value, low, high = self.percentile(f"p{q}")
@@ -200,12 +215,16 @@ def summarize(
         confidence=confidence,
         n_boot=n_boot,
         unstable=[f"p{q}" for q in unstable],
+        mad=float(np.median(np.abs(a - np.median(a)))),
     )
     if unstable:
         summary.warnings.append(_sample_size_warning(n, unstable))
     noisy = []
-    if summary.cv > CV_LIMIT:
-        noisy.append(f"coefficient of variation {summary.cv:.3g} (std/mean) exceeds {CV_LIMIT:g}")
+    if summary.robust_cv > CV_LIMIT:
+        noisy.append(
+            f"robust coefficient of variation {summary.robust_cv:.3g} (1.4826 MAD/median) "
+            f"exceeds {CV_LIMIT:g}"
+        )
     p50, low, high = summary.p50
     width = high - low
     if width > P50_CI_LIMIT * p50:

@@ -46,6 +46,7 @@ NonNeg = Meta(ge=0)
 # float outside [0, max float] (negative, infinite or NaN) is refused where it is read.
 Amount = Annotated[float, Meta(ge=0.0, le=1.7976931348623157e308)]
 Count = Annotated[int, NonNeg]
+Fraction = Annotated[float, Meta(ge=0.0, le=1.0)]
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX16 = re.compile(r"[0-9a-f]{16}")
 
@@ -174,12 +175,18 @@ class Counters(_S, kw_only=True):
 
 class Init(_S, kw_only=True):
     time_s: Annotated[Amount | UnsetType, doc("s")] = UNSET
+    tool_buffers_bytes: Annotated[
+        Count | UnsetType, doc("bytes", "edgeprof's own, inside every RSS figure")
+    ] = UNSET
 
 
 class Environment(_S, kw_only=True):
     governors: Annotated[dict[str, str], doc(note="cpu -> governor")]
     load_average: Annotated[list[Any], doc(note="1, 5, 15 min")]
     other_load_cores: float | UnsetType | None = UNSET
+    steal_fraction: Annotated[
+        Fraction | UnsetType | None, doc(note="hypervisor steal / all CPU time, measured phase")
+    ] = UNSET
     cpu_freq_hz: Annotated[
         dict[str, Any] | UnsetType, doc(note="channel -> {start, end, min, max}")
     ] = UNSET
