@@ -70,8 +70,8 @@ def random_inputs(data: bytes, n: int, seed: int) -> Array:
 
 
 def dataset_inputs(stem: str) -> Array:
-    """The labelled evaluation set, quantized with the model's input params (as
-    edgeprof.measure.inputs does)."""
+    """The labelled evaluation set, quantized with the model's input params (any fixed rounding
+    serves: the firmware and the runtime it is compared with get the same int8 inputs)."""
     data = (MODELS / f"{stem}.tflite").read_bytes()
     m = tm.load(data)
     t = m.subgraphs[0].tensors[m.subgraphs[0].inputs[0]]
