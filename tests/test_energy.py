@@ -210,8 +210,10 @@ def test_peak_and_counter_match_the_slow_reference(
     if np.unique(t).size != t.size:
         t, v = _unique(t, v)
     pairs = list(zip(begin, end, strict=True))
+    # atol: interpolating at a region's edge can leave a subnormal where the reference has 0.0
+    # (hypothesis found 5e-324 vs 0.0); relative agreement is what is checked.
     np.testing.assert_allclose(
-        peak_in_regions(t, v, begin, end), [ref_peak(t, v, b, e) for b, e in pairs]
+        peak_in_regions(t, v, begin, end), [ref_peak(t, v, b, e) for b, e in pairs], atol=1e-300
     )
     counter = np.cumsum(v)
     expect = []
