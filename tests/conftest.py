@@ -429,3 +429,33 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.section("security suite: attacks tried")
         for line in _ATTACKS.lines():
             terminalreporter.write_line(line)
+
+
+# ------------------------------------------------------------------------- MCU vs Linux
+
+
+@pytest.fixture
+def outputs_match_linux() -> Callable[[Any, Any], None]:
+    """``check(model, options)``: the MCU runner and LiteRT give bit-identical first outputs on
+    the same six seeded inputs (the firmware's kernels are made to match the runtime's)."""
+    from edgeprof.measure.inputs import random_inputs
+    from edgeprof.runners import make_runner
+
+    def check(model: Any, options: Any) -> None:
+        mcu = make_runner("mcu", model, options)
+        linux = make_runner("tflite", model, options)
+        try:
+            mcu.probe()
+            mcu.prepare()
+            linux.prepare()
+            for ex in random_inputs(mcu.inputs, 6, seed=9):
+                mcu.set_inputs(ex)
+                mcu.invoke()
+                linux.set_inputs(ex)
+                linux.invoke()
+                np.testing.assert_array_equal(mcu.get_outputs()[0], linux.get_outputs()[0])
+        finally:
+            mcu.close()
+            linux.close()
+
+    return check

@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -23,9 +24,8 @@ import pytest
 
 import edgeprof.models
 from edgeprof.device.board_registry import BoardKind, load_boards
-from edgeprof.measure.inputs import random_inputs
 from edgeprof.report.codec import read_report
-from edgeprof.runners import ModelFile, RunnerOptions, make_runner
+from edgeprof.runners import ModelFile, RunnerOptions
 
 pytestmark = pytest.mark.hardware
 
@@ -81,7 +81,9 @@ def test_run_reports_device_cycles_and_memory(board_under_test: BoardArg, tmp_pa
     assert len(s["device"]["layers"]) >= 2
 
 
-def test_board_outputs_equal_a_linux_run(board_under_test: BoardArg, litert: Any) -> None:
+def test_board_outputs_equal_a_linux_run(
+    board_under_test: BoardArg, litert: Any, outputs_match_linux: Callable[[Any, Any], None]
+) -> None:
     model = ModelFile.load(MODELS / "kws_mlp_int8.tflite")
     opts = RunnerOptions(
         default_delegates=False,
@@ -89,18 +91,4 @@ def test_board_outputs_equal_a_linux_run(board_under_test: BoardArg, litert: Any
         port=board_under_test.port,
         threads=1,
     )
-    mcu = make_runner("mcu", model, opts)
-    linux = make_runner("tflite", model, opts)
-    try:
-        mcu.probe()
-        mcu.prepare()
-        linux.prepare()
-        for ex in random_inputs(mcu.inputs, 6, seed=9):
-            mcu.set_inputs(ex)
-            mcu.invoke()
-            linux.set_inputs(ex)
-            linux.invoke()
-            np.testing.assert_array_equal(mcu.get_outputs()[0], linux.get_outputs()[0])
-    finally:
-        mcu.close()
-        linux.close()
+    outputs_match_linux(model, opts)

@@ -10,6 +10,7 @@ import pty
 import subprocess
 import sys
 import tty
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,8 @@ import pytest
 pytest.importorskip("ai_edge_litert", reason="needs LiteRT: pip install 'edgeprof[litert]'")
 
 import edgeprof.models
-from edgeprof.measure.inputs import random_inputs
 from edgeprof.report.codec import read_report
-from edgeprof.runners import ModelFile, RunnerOptions, make_runner
+from edgeprof.runners import ModelFile, RunnerOptions
 from edgeprof.testing.host_firmware import HostFirmware
 
 MODELS = Path(edgeprof.models.DIRECTORY)
@@ -91,27 +91,13 @@ def test_quality_runs_the_float_twin_on_the_host(fw: HostFirmware, tmp_path: Pat
 
 @pytest.mark.parametrize("no_delegates", [False, True])
 def test_mcu_outputs_equal_a_linux_run_of_the_same_file(
-    fw: HostFirmware, no_delegates: bool
+    fw: HostFirmware, no_delegates: bool, outputs_match_linux: Callable[[Any, Any], None]
 ) -> None:
     model = ModelFile.load(MODELS / "ds_cnn_int8.tflite")
     opts = RunnerOptions(
         default_delegates=not no_delegates, board="host-firmware", port=fw.path, threads=1
     )
-    mcu = make_runner("mcu", model, opts)
-    linux = make_runner("tflite", model, opts)
-    try:
-        mcu.probe()
-        mcu.prepare()
-        linux.prepare()
-        for ex in random_inputs(mcu.inputs, 6, seed=9):
-            mcu.set_inputs(ex)
-            mcu.invoke()
-            linux.set_inputs(ex)
-            linux.invoke()
-            np.testing.assert_array_equal(mcu.get_outputs()[0], linux.get_outputs()[0])
-    finally:
-        mcu.close()
-        linux.close()
+    outputs_match_linux(model, opts)
 
 
 def test_wrong_board_is_refused(fw: HostFirmware) -> None:
